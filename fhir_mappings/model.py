@@ -1,0 +1,111 @@
+"""Structural validation of R4 resources: the one module that imports ``fhir.resources``.
+
+A resource is validated once, on write, and the model is then only walked for facts the
+store needs (the references it makes and which types each may point at). It is never
+serialised back: the client's JSON, with server metadata added, is what gets stored.
+
+Every problem is collected with its FHIRPath location before answering, so a client fixes
+its payload in one round trip.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from fhir.resources.R4B.reference import Reference
+from pydantic import BaseModel, ValidationError
+
+from fhir_mappings.issues import Issue, fhirpath
+
+# pydantic error kinds -> OperationOutcome issue codes (value set issue-type).
+_ISSUE_CODES = {
+    "missing": "required",
+    "extra_forbidden": "structure",
+    "json_invalid": "structure",
+    "model_type": "structure",
+    "list_type": "structure",
+    "dict_type": "structure",
+}
+
+
+@dataclass(frozen=True)
+class ReferenceSite:
+    """A reference the resource makes, where it stands and which types it may target."""
+
+    expression: str
+    reference: str
+    allowed_types: tuple[str, ...]
+
+
+@cache
+def model_class(resource_type: str) -> type[FHIRResourceModel]:
+    module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+    cls: type[FHIRResourceModel] = getattr(module, resource_type)
+    return cls
+
+
+def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], list[ReferenceSite]]:
+    """Validate ``body`` as ``resource_type``; return every issue and the references made."""
+    try:
+        model = model_class(resource_type).model_validate(body)
+    except ValidationError as error:
+        return [_issue(resource_type, e) for e in error.errors(include_url=False)], []
+    issues: list[Issue] = []
+    references: list[ReferenceSite] = []
+    for location, value, extra in _walk(model, ()):
+        if isinstance(value, Reference):
+            if value.reference:
+                allowed = tuple(extra.get("enum_reference_types") or ())
+                references.append(
+                    ReferenceSite(fhirpath(resource_type, location), value.reference, allowed)
+                )
+        elif isinstance(value, str) and extra.get("enum_values"):
+            if value not in extra["enum_values"]:
+                issues.append(
+                    Issue(
+                        f"'{value}' is not one of the codes allowed here: "
+                        + ", ".join(extra["enum_values"]),
+                        code="code-invalid",
+                        expression=(fhirpath(resource_type, location),),
+                    )
+                )
+    return issues, references
+
+
+def _issue(resource_type: str, error: Any) -> Issue:
+    location = [step for step in error["loc"] if not _is_union_tag(step)]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return Issue(
+        message,
+        code=_ISSUE_CODES.get(error["type"], "value"),
+        expression=(fhirpath(resource_type, location),),
+    )
+
+
+def _is_union_tag(step: Any) -> bool:
+    """pydantic inserts type names (``function-after[...]``) into union locations."""
+    return isinstance(step, str) and ("[" in step or step.startswith("function-"))
+
+
+def _walk(
+    model: BaseModel, location: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], Any, dict[str, Any]]]:
+    """Yield every set element with its location and its field's FHIR metadata."""
+    fields = type(model).model_fields
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        if value is None or name not in fields:
+            continue
+        extra = fields[name].json_schema_extra
+        meta = extra if isinstance(extra, dict) else {}
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            here = (*location, name) if index is None else (*location, name, index)
+            yield here, item, meta
+            if isinstance(item, BaseModel):
+                yield from _walk(item, here)

@@ -1,0 +1,144 @@
+"""The ASGI application, built from explicit settings: ``create_app(settings)``.
+
+Nothing here reads the environment; the CLI builds ``Settings()`` and tests pass their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.capability import SOFTWARE_VERSION
+from service.db.engine import Database
+from service.errors import (
+
+    FhirError,
+    MethodNotAllowed,
+    NotFound,
+    operation_outcome,
+)
+from service.interactions import Clock, Interactions, new_id, system_clock
+from service.media import FHIR_JSON
+from service.paging import Cursors
+from service.registry import RESOURCE_TYPES
+from service.routes import history, resources, system
+from service.routes.access import INSECURE_HEADER, access_dependency
+from service.settings import Settings
+from fhir_mappings.issues import Issue
+
+log = logging.getLogger("keyworker")
+
+
+def _outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) -> Response:
+    return Response(
+        orjson.dumps(operation_outcome(issues)),
+        status,
+        headers,
+        media_type=f"{FHIR_JSON}; charset=utf-8",
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FhirError)
+    async def fhir_error(_: Request, error: FhirError) -> Response:
+        return _outcome_response(error.status, error.issues, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> Response:
+        issues = [
+            Issue(str(e.get("msg")), "invalid", expression=(".".join(map(str, e["loc"])),))
+            for e in error.errors()
+        ]
+        return _outcome_response(400, issues, {})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> Response:
+        code = "not-found" if error.status_code == 404 else "processing"
+        return _outcome_response(error.status_code, [Issue(str(error.detail), code)], {})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        issue = Issue("An internal error occurred; it has been logged", "exception", "fatal")
+        return _outcome_response(500, [issue], {})
+
+
+def _fallback_router() -> APIRouter:
+    """Unknown types are 404, known paths with the wrong method 405: both as outcomes."""
+    router = APIRouter()
+
+    async def fallback(request: Request, rest: str) -> Response:
+        first = rest.split("/", 1)[0]
+        if first in RESOURCE_TYPES:
+            raise MethodNotAllowed(f"{request.method} is not supported on /fhir/{rest}")
+        if first and first[0].isupper():
+            raise NotFound(f"Resource type '{first}' is not supported by this server")
+        raise NotFound(f"There is nothing at /fhir/{rest}")
+
+    router.add_api_route(
+        "/{rest:path}",
+        fallback,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+        include_in_schema=False,
+    )
+    return router
+
+
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, ids: type[str] | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.settings = settings
+        app.state.interactions = Interactions(
+            database, settings.fhir_base_url, clock=clock, ids=ids or new_id
+        )
+        app.state.cursors = Cursors(await database.secret("cursor"))
+        if settings.insecure_no_auth:
+            log.warning(
+                "INSECURE: started with authentication switched off (--insecure-no-auth); "
+                "every request is served without a token. Never do this with real data."
+            )
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="Keyworker FHIR",
+        version=SOFTWARE_VERSION,
+        description=(
+            "FHIR R4 CareTeam and CarePlan service: who is the named accountable professional "
+            "and who are the key workers for each person receiving health and social care."
+        ),
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    _install_error_handlers(app)
+
+    if settings.insecure_no_auth:
+
+        @app.middleware("http")
+        async def announce_insecure(request: Request, call_next: object) -> Response:
+            response: Response = await call_next(request)  # type: ignore[operator]
+            response.headers[INSECURE_HEADER] = "authentication is switched off"
+            return response
+
+    app.include_router(system.probes)
+    app.include_router(system.router, prefix="/fhir")
+    protected = [access_dependency(settings)]
+    app.include_router(history.router, prefix="/fhir", dependencies=protected)
+    app.include_router(resources.build_router(), prefix="/fhir", dependencies=protected)
+    app.include_router(_fallback_router(), prefix="/fhir", dependencies=protected)
+    return app
+
+

@@ -1,0 +1,44 @@
+"""Bundles assembled around stored resource bytes, which are spliced in without parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from service.search.dates import instant
+from service.storage.repository import Stored
+
+_STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
+
+
+def _history_entry(stored: Stored, base_url: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"fullUrl": f"{base_url}/{stored.reference}"}
+    if not stored.deleted:
+        entry["resource"] = orjson.Fragment(stored.content)
+    status = "201 Created" if stored.version == 1 else _STATUS.get(stored.method, "200 OK")
+    entry["request"] = {
+        "method": stored.method,
+        "url": stored.type if stored.method == "POST" else stored.reference,
+    }
+    entry["response"] = {
+        "status": status,
+        "etag": stored.etag,
+        "lastModified": instant(stored.last_updated),
+    }
+    return entry
+
+
+def history_bundle(
+    versions: Sequence[Stored], base_url: str, links: dict[str, str], moment: int
+) -> bytes:
+    return orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "meta": {"lastUpdated": instant(moment)},
+            "link": [{"relation": r, "url": u} for r, u in links.items()],
+            "entry": [_history_entry(v, base_url) for v in versions],
+        }
+    )

@@ -1,0 +1,1 @@
+"""Database schema and engine set-up (SQLAlchemy 2 Core, async)."""

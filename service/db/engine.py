@@ -1,0 +1,86 @@
+"""Connections to the database, with the transaction behaviour each backend needs.
+
+PostgreSQL (asyncpg) runs READ COMMITTED and writers lock the rows they change. SQLite, the
+embedded default, allows one writer at a time: write transactions start with
+``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from service.db.tables import server_secret
+
+
+class Database:
+    """The engine and the two ways in: a read connection and a write transaction."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": 30}
+        else:
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        self._writer = self.engine
+        if self.is_sqlite:
+            _sqlite_explicit_begin(self.engine)
+            self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer.begin() as connection:
+            yield connection
+
+    async def secret(self, name: str) -> bytes:
+        """A server-wide random secret, created once and shared by every process."""
+        async with self.read() as connection:
+            value = await connection.scalar(
+                select(server_secret.c.value).where(server_secret.c.name == name)
+            )
+        if value is not None:
+            return bytes(value)
+        try:
+            async with self.write() as connection:
+                await connection.execute(
+                    server_secret.insert().values(name=name, value=secrets.token_bytes(32))
+                )
+        except IntegrityError:
+            pass  # another process created it first; read theirs
+        return await self.secret(name)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_explicit_begin(engine: AsyncEngine) -> None:
+    """Take BEGIN away from the driver so write transactions can say IMMEDIATE."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())

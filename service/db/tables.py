@@ -1,0 +1,140 @@
+"""The schema: resources with every version kept, and typed search-index tables.
+
+Design (after HAPI's JPA schema, simplified):
+
+* ``resource`` holds the current version of each resource: the canonical JSON bytes that a
+  read returns as they are, plus the columns the store itself needs (version, lastUpdated,
+  deleted). ``pk`` is a surrogate key the index tables point at.
+* ``resource_version`` keeps every version, including deletions, for vread and history. Its
+  ``seq`` is a global, increasing number: system and type history page on it as a keyset.
+* One index table per search-parameter *type* (token, string, date, reference, composite),
+  keyed by (resource, parameter). Rows are derived from the stored JSON on every write, inside
+  the same transaction, and describe the current version only.
+
+Times are stored as integer microseconds since the Unix epoch so that SQLite and PostgreSQL
+compare, sort and page them identically.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger autoincrement is not a rowid alias in SQLite; this variant is.
+BigPk = BigInteger().with_variant(Integer(), "sqlite")
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("pk", BigPk, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", LargeBinary, nullable=False),
+    UniqueConstraint("type", "id"),
+    Index(None, "type", "last_updated", "pk"),
+)
+
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("seq", BigPk, primary_key=True, autoincrement=True),
+    Column("resource_pk", BigInteger, ForeignKey("resource.pk"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    UniqueConstraint("type", "id", "version"),
+    Index(None, "type", "seq"),
+    Index(None, "last_updated"),
+)
+
+
+def _index_table(name: str, *value_columns: Column[object]) -> Table:
+    """An index table: (resource, parameter) plus the typed value columns."""
+    columns = [c.name for c in value_columns if c.name != "url"]
+    return Table(
+        name,
+        metadata,
+        Column("resource_pk", BigInteger, ForeignKey("resource.pk"), nullable=False),
+        Column("resource_type", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *value_columns,
+        Index(f"ix_{name}_value", "resource_type", "param", *columns),
+        Index(f"ix_{name}_resource", "resource_pk"),
+    )
+
+
+idx_token = _index_table(
+    "idx_token",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+)
+idx_token_text = _index_table(
+    "idx_token_text",
+    Column("text", String(255), nullable=False),
+)
+idx_string = _index_table(
+    "idx_string",
+    Column("norm", String(255), nullable=False),
+    Column("exact", String(255), nullable=False),
+)
+idx_date = _index_table(
+    "idx_date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+)
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(255), nullable=True),
+    Column("url", String(1024), nullable=True),
+)
+idx_composite = _index_table(
+    "idx_composite",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(255), nullable=True),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+)
+
+INDEX_TABLES: dict[str, Table] = {
+    "token": idx_token,
+    "token_text": idx_token_text,
+    "string": idx_string,
+    "date": idx_date,
+    "reference": idx_reference,
+    "composite": idx_composite,
+}
+
+server_secret = Table(
+    "server_secret",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)

@@ -1,0 +1,419 @@
+"""The FHIR interactions on resources, free of HTTP: read, vread, create, update, patch,
+delete (plain and conditional) and history. Routers translate requests into these calls.
+
+Every write validates once, checks references inside the transaction that writes, and
+either stores a whole new version with its index rows or nothing at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonpatch
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fhir_mappings import model
+from fhir_mappings.issues import Issue
+from service.db.engine import Database
+from service.db.tables import resource
+from service.errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from service.registry import RESOURCE_TYPES
+from service.search import criteria as search_criteria
+from service.search import sql as search_sql
+from service.search.extraction import extract, split_reference
+from service.storage import repository
+from service.storage.repository import HistoryQuery, Stored
+
+Clock = Callable[[], int]
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+def system_clock() -> int:
+    """Now, in epoch microseconds, truncated to the millisecond that meta.lastUpdated shows."""
+    return time.time_ns() // 1_000_000 * 1000
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stored: Stored
+    created: bool
+
+
+class Interactions:
+    def __init__(
+        self,
+        database: Database,
+        base_url: str,
+        *,
+        clock: Clock = system_clock,
+        ids: Callable[[], str] = new_id,
+    ) -> None:
+        self.database = database
+        self.base_url = base_url
+        self.clock = clock
+        self.ids = ids
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        async with self.database.read() as connection:
+            found = await repository.current(connection, resource_type, resource_id)
+        if found is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        stored = found[1]
+        if stored.deleted:
+            raise Gone(
+                f"{resource_type}/{resource_id} was deleted",
+                headers={"ETag": stored.etag},
+            )
+        return stored
+
+    async def read_any(self, resource_type: str, resource_id: str) -> Stored:
+        """The current version even when it is a deletion (history still answers for it)."""
+        async with self.database.read() as connection:
+            found = await repository.current(connection, resource_type, resource_id)
+        if found is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        return found[1]
+
+    async def vread(self, resource_type: str, resource_id: str, version: str) -> Stored:
+        if not version.isdigit():
+            raise NotFound(f"Version '{version}' of {resource_type}/{resource_id} is not known")
+        async with self.database.read() as connection:
+            stored = await repository.version(connection, resource_type, resource_id, int(version))
+        if stored is None:
+            raise NotFound(f"Version {version} of {resource_type}/{resource_id} is not known")
+        if stored.deleted:
+            raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
+        return stored
+
+    async def history(self, query: HistoryQuery) -> tuple[list[tuple[int, Stored]], bool]:
+        async with self.database.read() as connection:
+            return await repository.history(connection, query)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self, resource_type: str, body: dict[str, Any], *, if_none_exist: str | None = None
+    ) -> Outcome:
+        sites = self._validated(resource_type, body, None)
+        async with self.database.write() as connection:
+            if if_none_exist is not None:
+                matches = await self._matching(connection, resource_type, if_none_exist)
+                if len(matches) > 1:
+                    raise PreconditionFailed(
+                        f"If-None-Exist '{if_none_exist}' matches {len(matches)} resources"
+                    )
+                if matches:
+                    return Outcome(matches[0][1], created=False)
+            resource_id = self.ids()
+            await self._check_references(connection, resource_type, resource_id, sites)
+            stored = await self._save(connection, resource_type, resource_id, body, None, "POST")
+        return Outcome(stored, created=True)
+
+    async def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        *,
+        if_match: int | None = None,
+    ) -> Outcome:
+        sites = self._validated(resource_type, body, resource_id)
+        async with self.database.write() as connection:
+            previous = await repository.current(
+                connection, resource_type, resource_id, lock=True
+            )
+            return await self._update_locked(
+                connection, resource_type, resource_id, body, sites, previous, if_match
+            )
+
+    async def conditional_update(
+        self, resource_type: str, query: str, body: dict[str, Any], *, if_match: int | None
+    ) -> Outcome:
+        body_id = body.get("id")
+        sites = self._validated(resource_type, body, body_id if isinstance(body_id, str) else None)
+        async with self.database.write() as connection:
+            matches = await self._matching(connection, resource_type, query)
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"Conditional update '{query}' matches {len(matches)} resources"
+                )
+            if matches:
+                target = matches[0][1].id
+                if isinstance(body_id, str) and body_id != target:
+                    raise BadRequest(
+                        f"The body's id '{body_id}' is not the matching resource's id '{target}'",
+                        expression=(f"{resource_type}.id",),
+                    )
+            else:
+                target = body_id if isinstance(body_id, str) else self.ids()
+            previous = await repository.current(connection, resource_type, target, lock=True)
+            return await self._update_locked(
+                connection, resource_type, target, body, sites, previous, if_match
+            )
+
+    async def patch(
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        *,
+        if_match: int | None = None,
+    ) -> Outcome:
+        if not isinstance(operations, list):
+            raise BadRequest("A JSON Patch document is an array of operations", code="structure")
+        async with self.database.write() as connection:
+            previous = await repository.current(
+                connection, resource_type, resource_id, lock=True
+            )
+            if previous is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+            if previous[1].deleted:
+                raise Gone(f"{resource_type}/{resource_id} was deleted")
+            try:
+                patched = jsonpatch.apply_patch(orjson.loads(previous[1].content), operations)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+                raise Unprocessable(f"The patch cannot be applied: {error}", code="processing")
+            except (TypeError, KeyError, ValueError) as error:
+                raise BadRequest(f"Malformed JSON Patch: {error}", code="structure") from error
+            if not isinstance(patched, dict):
+                raise Unprocessable("The patch does not leave a resource", code="processing")
+            sites = self._validated(resource_type, patched, resource_id)
+            return await self._update_locked(
+                connection, resource_type, resource_id, patched, sites, previous, if_match
+            )
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> Stored | None:
+        async with self.database.write() as connection:
+            previous = await repository.current(
+                connection, resource_type, resource_id, lock=True
+            )
+            if previous is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+            self._check_version(previous[1], if_match)
+            if previous[1].deleted:
+                return None
+            return await self._delete_locked(connection, previous)
+
+    async def conditional_delete(self, resource_type: str, query: str) -> Stored | None:
+        async with self.database.write() as connection:
+            matches = await self._matching(connection, resource_type, query)
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"Conditional delete '{query}' matches {len(matches)} resources"
+                )
+            if not matches:
+                return None
+            return await self._delete_locked(connection, matches[0])
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _validated(
+        self, resource_type: str, body: dict[str, Any], resource_id: str | None
+    ) -> list[model.ReferenceSite]:
+        if body.get("resourceType") != resource_type:
+            raise BadRequest(
+                f"The body is a {body.get('resourceType')!r}, the URL names {resource_type}",
+                expression=("resourceType",),
+            )
+        if resource_id is not None and body.get("id") not in (None, resource_id):
+            raise BadRequest(
+                f"The body's id {body.get('id')!r} does not match the URL's id {resource_id!r}",
+                expression=(f"{resource_type}.id",),
+            )
+        issues, sites = model.validate(resource_type, body)
+        if issues:
+            raise BadRequest(issues=issues)
+        return sites
+
+    async def _update_locked(
+        self,
+        connection: AsyncConnection,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        sites: list[model.ReferenceSite],
+        previous: tuple[int, Stored] | None,
+        if_match: int | None,
+    ) -> Outcome:
+        if previous is None:
+            if if_match is not None:
+                raise PreconditionFailed(
+                    f"If-Match names version {if_match} but {resource_type}/{resource_id} "
+                    "does not exist"
+                )
+        else:
+            self._check_version(previous[1], if_match)
+            if not previous[1].deleted and _same_content(previous[1].content, body, resource_id):
+                return Outcome(previous[1], created=False)
+        await self._check_references(connection, resource_type, resource_id, sites)
+        created = previous is None or previous[1].deleted
+        stored = await self._save(connection, resource_type, resource_id, body, previous, "PUT")
+        return Outcome(stored, created=created)
+
+    @staticmethod
+    def _check_version(stored: Stored, if_match: int | None) -> None:
+        if if_match is not None and if_match != stored.version:
+            raise PreconditionFailed(
+                f"If-Match names version {if_match} but {stored.reference} is at version "
+                f"{stored.version}",
+                code="conflict",
+            )
+
+    async def _save(
+        self,
+        connection: AsyncConnection,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        previous: tuple[int, Stored] | None,
+        method: str,
+    ) -> Stored:
+        number = 1 if previous is None else previous[1].version + 1
+        moment = max(self.clock(), previous[1].last_updated if previous else 0)
+        content = repository.with_meta(body, resource_id, number, moment)
+        try:
+            return await repository.save(
+                connection,
+                resource_type,
+                resource_id,
+                previous=previous,
+                content=content,
+                number=number,
+                moment=moment,
+                method=method,
+                index_rows=extract(resource_type, body, self.base_url),
+            )
+        except IntegrityError as error:  # a concurrent create of the same id won
+            raise Conflict(
+                f"{resource_type}/{resource_id} was created concurrently; retry"
+            ) from error
+
+    async def _delete_locked(
+        self, connection: AsyncConnection, previous: tuple[int, Stored]
+    ) -> Stored:
+        stored = previous[1]
+        return await repository.save(
+            connection,
+            stored.type,
+            stored.id,
+            previous=previous,
+            content=b"",
+            number=stored.version + 1,
+            moment=max(self.clock(), stored.last_updated),
+            method="DELETE",
+            index_rows={},
+            deleted=True,
+        )
+
+    async def _matching(
+        self, connection: AsyncConnection, resource_type: str, query: str
+    ) -> list[tuple[int, Stored]]:
+        """At most two current resources matching conditional criteria (two proves 'many')."""
+        pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        parsed = search_criteria.parse(resource_type, pairs)
+        if parsed.unknown:
+            raise BadRequest(
+                "Conditional criteria name unknown parameters: " + ", ".join(parsed.unknown),
+                code="not-supported",
+            )
+        if not parsed.criteria:
+            raise PreconditionFailed("Conditional criteria must name at least one parameter")
+        if not self.database.is_sqlite:
+            key = int.from_bytes(
+                hashlib.sha256(f"{resource_type}?{query}".encode()).digest()[:8], "big", signed=True
+            )
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        rows = await connection.execute(
+            select(resource.c.pk, resource.c.id)
+            .where(search_sql.where(parsed, self.base_url))
+            .limit(2)
+        )
+        found = []
+        for row in rows.all():
+            current = await repository.current(connection, resource_type, row.id)
+            if current is not None:
+                found.append(current)
+        return found
+
+    async def _check_references(
+        self,
+        connection: AsyncConnection,
+        resource_type: str,
+        resource_id: str,
+        sites: list[model.ReferenceSite],
+    ) -> None:
+        issues: list[Issue] = []
+        wanted: dict[tuple[str, str], model.ReferenceSite] = {}
+        for site in sites:
+            if site.reference.startswith("#"):
+                continue
+            target_type, target_id, url = split_reference(site.reference, self.base_url)
+            if url is not None:
+                continue  # another server's resource: not ours to resolve
+            if target_type is None or target_id is None:
+                issues.append(_ref_issue(site, f"'{site.reference}' is not a valid reference"))
+            elif site.allowed_types and target_type not in site.allowed_types and (
+                "Resource" not in site.allowed_types
+            ):
+                issues.append(
+                    _ref_issue(
+                        site,
+                        f"'{site.reference}' may not point at a {target_type}; allowed: "
+                        + ", ".join(site.allowed_types),
+                    )
+                )
+            elif target_type not in RESOURCE_TYPES:
+                issues.append(
+                    _ref_issue(
+                        site,
+                        f"'{site.reference}' cannot resolve: {target_type} is not hosted here; "
+                        "use an identifier or an absolute reference",
+                    )
+                )
+            elif (target_type, target_id) != (resource_type, resource_id):
+                wanted[(target_type, target_id)] = site
+        found = await repository.existing(connection, wanted)
+        for key, site in wanted.items():
+            if key not in found:
+                issues.append(_ref_issue(site, f"'{site.reference}' does not resolve"))
+        if issues:
+            raise Unprocessable(issues=issues)
+
+
+def _ref_issue(site: model.ReferenceSite, message: str) -> Issue:
+    return Issue(message, code="not-found", expression=(site.expression,))
+
+
+def _same_content(content: bytes, body: dict[str, Any], resource_id: str) -> bool:
+    """Whether an update would change nothing but server metadata (no new version then)."""
+    before = orjson.loads(content)
+    meta_before = {k: v for k, v in (before.pop("meta", None) or {}).items() if k not in _SERVER_META}
+    after = {**body, "id": resource_id}
+    meta_after = {
+        k: v for k, v in (after.pop("meta", None) or {}).items() if k not in _SERVER_META
+    }
+    return bool(before == after and meta_before == meta_after)

@@ -1,0 +1,83 @@
+"""FHIR's JSON wire format on HTTP: content negotiation, request bodies and responses.
+
+Only JSON is served (``application/fhir+json``, ``application/json``); ``_format`` and
+``Accept`` asking for anything else get 406. Responses carry stored bytes as they are;
+``_pretty=true`` is the one case that re-indents them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+
+FHIR_JSON = "application/fhir+json"
+JSON_PATCH = "application/json-patch+json"
+_JSON_TYPES = (FHIR_JSON, "application/json")
+_FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": "application/json"}
+
+
+def response_media_type(request: Request) -> str:
+    """The JSON media type to answer with, or 406 when the client wants another format."""
+    requested = request.query_params.get("_format")
+    if requested is not None:
+        media = _FORMAT_ALIASES.get(requested.split(";")[0].strip().lower())
+        if media is None:
+            raise NotAcceptable(f"_format '{requested}' is not supported; this server speaks JSON")
+        return media
+    accept = request.headers.get("accept", "")
+    if not accept:
+        return FHIR_JSON
+    offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for media in offered:
+        if media in _JSON_TYPES:
+            return media
+        if media in ("*/*", "application/*", "") or media.endswith("+json"):
+            return FHIR_JSON
+    raise NotAcceptable(f"Accept '{accept}' names no format this server speaks (JSON)")
+
+
+def fhir_response(
+    request: Request,
+    content: bytes,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    media = response_media_type(request)
+    if content and request.query_params.get("_pretty") == "true":
+        content = orjson.dumps(orjson.loads(content), option=orjson.OPT_INDENT_2)
+    return Response(content, status, headers, media_type=f"{media}; charset=utf-8")
+
+
+async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> Any:
+    """The parsed JSON body, refusing other media types (415), size (413) and bad JSON (400)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in accepted:
+        raise UnsupportedMediaType(
+            f"Content-Type '{media or '(none)'}' is not accepted here; use {' or '.join(accepted)}"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"The body is not valid JSON: {error}", code="structure") from error
+
+
+async def read_resource(request: Request, max_bytes: int) -> dict[str, Any]:
+    body = await read_body(request, max_bytes, _JSON_TYPES)
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object (a FHIR resource)", code="structure")
+    return body

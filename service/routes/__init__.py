@@ -1,0 +1,1 @@
+"""HTTP routers: they translate requests into interaction calls and results into responses."""

@@ -1,0 +1,159 @@
+"""Type- and instance-level interactions, one route per (type, interaction) from the registry.
+
+https://hl7.org/fhir/R4/http.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.errors import BadRequest
+from service.media import JSON_PATCH, fhir_response, read_body, read_resource
+from service.registry import RESOURCE_TYPES, ResourceType
+from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
+from service.routes.headers import if_match, resource_response, version_headers
+from service.routes.history import history_response
+from service.routes.search import search_response
+from service.storage.repository import HistoryQuery
+
+Handler = Callable[..., Coroutine[Any, Any, Response]]
+
+
+def _conditional_query(request: Request) -> str:
+    query = request.url.query
+    if not query:
+        raise BadRequest("A conditional interaction needs search criteria in the URL")
+    return query
+
+
+def _handlers(rtype: str) -> dict[str, tuple[str, str, Handler]]:
+    """(method, path, handler) for each interaction of one resource type."""
+
+    async def read(request: Request, id: str, service: InteractionsDep) -> Response:
+        stored = await service.read(rtype, id)
+        return resource_response(request, stored, service.base_url)
+
+    async def vread(request: Request, id: str, vid: str, service: InteractionsDep) -> Response:
+        stored = await service.vread(rtype, id, vid)
+        return resource_response(request, stored, service.base_url)
+
+    async def create(request: Request, service: InteractionsDep, settings: SettingsDep) -> Response:
+        body = await read_resource(request, settings.max_body_bytes)
+        outcome = await service.create(
+            rtype, body, if_none_exist=request.headers.get("if-none-exist")
+        )
+        status = 201 if outcome.created else 200
+        return resource_response(
+            request, outcome.stored, service.base_url, status=status, location=True
+        )
+
+    async def update(
+        request: Request, id: str, service: InteractionsDep, settings: SettingsDep
+    ) -> Response:
+        body = await read_resource(request, settings.max_body_bytes)
+        outcome = await service.update(rtype, id, body, if_match=if_match(request))
+        status = 201 if outcome.created else 200
+        return resource_response(
+            request, outcome.stored, service.base_url, status=status, location=outcome.created
+        )
+
+    async def conditional_update(
+        request: Request, service: InteractionsDep, settings: SettingsDep
+    ) -> Response:
+        query = _conditional_query(request)
+        body = await read_resource(request, settings.max_body_bytes)
+        outcome = await service.conditional_update(rtype, query, body, if_match=if_match(request))
+        status = 201 if outcome.created else 200
+        return resource_response(
+            request, outcome.stored, service.base_url, status=status, location=True
+        )
+
+    async def patch(
+        request: Request, id: str, service: InteractionsDep, settings: SettingsDep
+    ) -> Response:
+        operations = await read_body(request, settings.max_body_bytes, (JSON_PATCH,))
+        outcome = await service.patch(rtype, id, operations, if_match=if_match(request))
+        return resource_response(request, outcome.stored, service.base_url)
+
+    async def delete(request: Request, id: str, service: InteractionsDep) -> Response:
+        stored = await service.delete(rtype, id, if_match=if_match(request))
+        headers = version_headers(stored) if stored else {}
+        return fhir_response(request, b"", 204, headers)
+
+    async def conditional_delete(request: Request, service: InteractionsDep) -> Response:
+        stored = await service.conditional_delete(rtype, _conditional_query(request))
+        headers = version_headers(stored) if stored else {}
+        return fhir_response(request, b"", 204, headers)
+
+    async def history_instance(
+        request: Request, id: str, service: InteractionsDep, settings: SettingsDep,
+        cursors: CursorsDep,
+    ) -> Response:
+        await service.read_any(rtype, id)
+        return await history_response(
+            request, service, settings, cursors, HistoryQuery(rtype, id, None, None, 0)
+        )
+
+    async def history_type(
+        request: Request, service: InteractionsDep, settings: SettingsDep, cursors: CursorsDep
+    ) -> Response:
+        return await history_response(
+            request, service, settings, cursors, HistoryQuery(rtype, None, None, None, 0)
+        )
+
+    async def search(
+        request: Request, service: InteractionsDep, settings: SettingsDep, cursors: CursorsDep
+    ) -> Response:
+        return await search_response(request, rtype, service, settings, cursors)
+
+    return {
+        "search-type": ("GET", "", search),
+        "search-post": ("POST", "/_search", search),
+        "read": ("GET", "/{id}", read),
+        "vread": ("GET", "/{id}/_history/{vid}", vread),
+        "update": ("PUT", "/{id}", update),
+        "patch": ("PATCH", "/{id}", patch),
+        "delete": ("DELETE", "/{id}", delete),
+        "history-instance": ("GET", "/{id}/_history", history_instance),
+        "create": ("POST", "", create),
+        "conditional-update": ("PUT", "", conditional_update),
+        "conditional-delete": ("DELETE", "", conditional_delete),
+        "history-type": ("GET", "/_history", history_type),
+    }
+
+
+def _interactions_of(rtype: ResourceType) -> list[str]:
+    names = list(rtype.interactions)
+    if "search-type" in names:
+        names.append("search-post")
+    if rtype.conditional_update:
+        names.append("conditional-update")
+    if rtype.conditional_delete:
+        names.append("conditional-delete")
+    # Static paths before templated ones, so '/_history' is not taken for an id.
+    return sorted(names, key=lambda n: n not in ("history-type", "search-post"))
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    for rtype in RESOURCE_TYPES.values():
+        handlers = _handlers(rtype.name)
+        for interaction in _interactions_of(rtype):
+            if interaction not in handlers:
+                continue
+            method, path, handler = handlers[interaction]
+            router.add_api_route(
+                f"/{rtype.name}{path}",
+                handler,
+                methods=[method],
+                operation_id=f"{interaction.replace('-', '_')}_{rtype.name}",
+                summary=f"{interaction} {rtype.name}",
+                tags=[rtype.name],
+                response_class=Response,
+            )
+    return router

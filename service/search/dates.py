@@ -1,0 +1,73 @@
+"""FHIR date, dateTime and instant values as closed ranges of epoch microseconds.
+
+FHIR date search is range arithmetic: ``2024`` means the whole year, ``2024-03-05T10:00``
+the whole minute. Every stored and searched date becomes (low, high), both inclusive.
+Values without a zone are taken as UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_US = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
+MAX_US = 253402300799 * 1_000_000 + 999_999  # 9999-12-31T23:59:59.999999Z
+
+_PATTERN = re.compile(
+    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+def to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def instant(value: int) -> str:
+    """Render stored microseconds as a FHIR instant (millisecond precision, UTC)."""
+    return from_us(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def date_range(text: str) -> tuple[int, int]:
+    """The inclusive (low, high) microsecond range a FHIR date/dateTime/instant denotes."""
+    match = _PATTERN.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a FHIR date, dateTime or instant")
+    parts = match.groupdict()
+    year = int(parts["year"])
+    month = int(parts["month"] or 1)
+    day = int(parts["day"] or 1)
+    hour = int(parts["hour"] or 0)
+    minute = int(parts["minute"] or 0)
+    second = int(parts["second"] or 0)
+    fraction = parts["fraction"] or ""
+    micro = int((fraction + "000000")[:6]) if fraction else 0
+    zone = parts["zone"]
+    tz: timezone = UTC
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        tz = timezone(timedelta(minutes=sign * (int(zone[1:3]) * 60 + int(zone[4:6]))))
+    start = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    if fraction:
+        end = start + timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
+    elif parts["second"]:
+        end = start + timedelta(seconds=1)
+    elif parts["minute"]:
+        end = start + timedelta(minutes=1)
+    elif parts["hour"]:
+        end = start + timedelta(hours=1)
+    elif parts["day"]:
+        end = start + timedelta(days=1)
+    elif parts["month"]:
+        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    else:
+        end = start.replace(year=year + 1) if year < 9999 else start.replace(month=12, day=31)
+    return to_us(start), min(to_us(end) - 1, MAX_US)
+

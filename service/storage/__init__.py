@@ -1,0 +1,1 @@
+"""Persistence of resource versions and their search index."""

@@ -1,0 +1,257 @@
+"""Malformed and invalid requests: each is refused with the right status and an
+OperationOutcome that says what is wrong and where, and nothing is written.
+
+Every case runs on each backend against a small seeded database:
+
+- ``{pid}``   a Patient (gender male, born 1980-02-29)
+- ``{prid}``  a Practitioner
+- ``{tid}``   a CareTeam for the Patient, at version 2
+- two more Patients sharing the identifier ``http://example.org/mrn|dup``
+
+Placeholders in a case's path and body are filled in with those ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+FHIR_JSON = "application/fhir+json"
+FHIR = {"Content-Type": FHIR_JSON}
+PATCH = {"Content-Type": "application/json-patch+json"}
+DUP = "http://example.org/mrn|dup"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes | None
+    status: int
+    expression: str | None = None  # must be one of some issue's expressions
+    text: str | None = None  # must appear (case-insensitively) in some issue's diagnostics
+    min_issues: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def j(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def team(**elements: Any) -> bytes:
+    return j({"resourceType": "CareTeam", "status": "active", **elements})
+
+
+SUBJECT = {"reference": "Patient/{pid}"}
+
+CASES = [
+    # -- bodies that are not JSON objects ------------------------------------------------
+    Case("malformed-json", "POST", "/Patient", FHIR, b'{"resourceType": "Patient",', 400,
+         text="JSON"),
+    Case("invalid-utf8", "POST", "/Patient", FHIR, b'{"resourceType": "Patient\xff"}', 400,
+         text="JSON"),
+    Case("empty-body", "POST", "/Patient", FHIR, b"", 400, text="JSON"),
+    Case("json-array", "POST", "/Patient", FHIR, j([{"resourceType": "Patient"}]), 400,
+         text="object"),
+    Case("json-null", "POST", "/Patient", FHIR, b"null", 400, text="object"),
+    # -- structurally invalid resources --------------------------------------------------
+    Case("wrong-resource-type", "POST", "/Patient", FHIR, team(subject=SUBJECT), 400,
+         text="CareTeam"),
+    Case("unknown-element", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "favouriteColour": "blue"}), 400,
+         expression="Patient.favouriteColour"),
+    Case("bad-date", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "birthDate": "1980-13-45"}), 400,
+         expression="Patient.birthDate"),
+    Case("bad-status-code", "POST", "/CareTeam", FHIR,
+         j({"resourceType": "CareTeam", "status": "sleeping", "subject": SUBJECT}), 400,
+         expression="CareTeam.status"),
+    Case("bad-gender-code", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "gender": "robot"}), 400, expression="Patient.gender"),
+    Case("wrong-datatype", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "name": "Amara Okafor"}), 400, expression="Patient.name"),
+    Case("bad-participant-period", "POST", "/CareTeam", FHIR,
+         team(subject=SUBJECT, participant=[
+             {"member": {"reference": "Practitioner/{prid}"}, "period": {"start": "soon"}}
+         ]), 400, expression="CareTeam.participant[0].period.start"),
+    Case("several-errors", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "birthDate": "yesterday", "favouriteColour": "blue",
+            "active": "perhaps"}), 400, expression="Patient.birthDate", min_issues=2),
+    Case("put-id-mismatch", "PUT", "/Patient/{pid}", FHIR,
+         j({"resourceType": "Patient", "id": "someone-else"}), 400, expression="Patient.id"),
+    Case("put-invalid-url-id", "PUT", "/Patient/not_a$valid_id", FHIR,
+         j({"resourceType": "Patient"}), 400, text="id"),
+    # -- what the URL names does not exist -----------------------------------------------
+    Case("unknown-type", "GET", "/Spaceship/1", {}, None, 404, text="Spaceship"),
+    Case("unknown-id", "GET", "/Patient/no-such-patient", {}, None, 404,
+         text="no-such-patient"),
+    Case("unknown-version", "GET", "/Patient/{pid}/_history/99", {}, None, 404, text="99"),
+    Case("patch-unknown-id", "PATCH", "/Patient/no-such-patient", PATCH,
+         j([{"op": "replace", "path": "/gender", "value": "female"}]), 404),
+    # -- media types, size and format ----------------------------------------------------
+    Case("text-plain", "POST", "/Patient", {"Content-Type": "text/plain"},
+         j({"resourceType": "Patient"}), 415, text="text/plain"),
+    Case("no-content-type", "POST", "/Patient", {}, j({"resourceType": "Patient"}), 415),
+    Case("patch-as-json", "PATCH", "/Patient/{pid}", {"Content-Type": "application/json"},
+         j([{"op": "replace", "path": "/gender", "value": "female"}]), 415,
+         text="application/json-patch+json"),
+    Case("too-large", "POST", "/Patient", FHIR,
+         j({"resourceType": "Patient", "name": [{"text": "x" * 3000}]}), 413, text="2000",
+         settings={"max_body_bytes": 2000}),
+    Case("format-xml", "GET", "/Patient/{pid}?_format=xml", {}, None, 406, text="xml"),
+    Case("accept-xml", "GET", "/Patient/{pid}", {"Accept": "application/fhir+xml"}, None, 406),
+    # -- references ----------------------------------------------------------------------
+    Case("unknown-subject", "POST", "/CareTeam", FHIR,
+         team(subject={"reference": "Patient/no-such-patient"}), 422,
+         expression="CareTeam.subject"),
+    Case("disallowed-reference-type", "POST", "/CareTeam", FHIR,
+         team(subject={"reference": "Practitioner/{prid}"}), 422,
+         expression="CareTeam.subject"),
+    Case("empty-reference-id", "POST", "/CareTeam", FHIR,
+         team(subject={"reference": "Patient/"}), 422, expression="CareTeam.subject"),
+    # -- versions and conditional interactions -------------------------------------------
+    Case("stale-if-match", "PUT", "/CareTeam/{tid}", {**FHIR, "If-Match": 'W/"1"'},
+         team(id="{tid}", subject=SUBJECT), 412, text="version"),
+    Case("stale-if-match-delete", "DELETE", "/CareTeam/{tid}", {"If-Match": 'W/"1"'}, None,
+         412, text="version"),
+    Case("if-match-not-etag", "PUT", "/CareTeam/{tid}", {**FHIR, "If-Match": "banana"},
+         team(id="{tid}", subject=SUBJECT), 400, text="If-Match"),
+    Case("post-on-instance", "POST", "/Patient/{pid}", FHIR, j({"resourceType": "Patient"}),
+         405),
+    Case("conditional-update-two-matches", "PUT", f"/Patient?identifier={DUP}", FHIR,
+         j({"resourceType": "Patient", "identifier": [
+             {"system": "http://example.org/mrn", "value": "dup"}
+         ]}), 412, text="2"),
+    # -- history -------------------------------------------------------------------------
+    Case("bad-since", "GET", "/Patient/_history?_since=yesterday", {}, None, 400,
+         text="_since"),
+    Case("bad-count", "GET", "/Patient/{pid}/_history?_count=many", {}, None, 400,
+         text="_count"),
+    Case("unknown-history-parameter", "GET", "/_history?colour=blue", {}, None, 400,
+         text="colour"),
+    # -- JSON Patch ----------------------------------------------------------------------
+    Case("patch-not-array", "PATCH", "/Patient/{pid}", PATCH,
+         j({"op": "replace", "path": "/gender", "value": "female"}), 400, text="array"),
+    Case("patch-op-malformed", "PATCH", "/Patient/{pid}", PATCH,
+         j([{"path": "/gender", "value": "female"}]), 400),
+    Case("patch-test-fails", "PATCH", "/Patient/{pid}", PATCH,
+         j([{"op": "test", "path": "/gender", "value": "female"},
+            {"op": "replace", "path": "/gender", "value": "other"}]), 422),
+    Case("patch-leaves-invalid-resource", "PATCH", "/Patient/{pid}", PATCH,
+         j([{"op": "replace", "path": "/birthDate", "value": "not-a-date"}]), 400,
+         expression="Patient.birthDate"),
+    Case("patch-changes-id", "PATCH", "/Patient/{pid}", PATCH,
+         j([{"op": "replace", "path": "/id", "value": "someone-else"}]), 400,
+         expression="Patient.id"),
+]
+
+
+Seed = dict[str, str]
+
+
+async def _created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> str:
+    response = await client.post(path, json=body, headers=FHIR)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _seed(client: httpx.AsyncClient) -> Seed:
+    pid = await _created(
+        client,
+        "/Patient",
+        {
+            "resourceType": "Patient",
+            "name": [{"family": "Okafor", "given": ["Amara"]}],
+            "gender": "male",
+            "birthDate": "1980-02-29",
+        },
+    )
+    prid = await _created(
+        client, "/Practitioner", {"resourceType": "Practitioner", "name": [{"family": "Patel"}]}
+    )
+    team_body = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    tid = await _created(client, "/CareTeam", team_body)
+    updated = await client.put(
+        f"/CareTeam/{tid}", json={**team_body, "id": tid, "name": "Keyworking"}, headers=FHIR
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["meta"]["versionId"] == "2"
+    for given in ("One", "Two"):
+        await _created(
+            client,
+            "/Patient",
+            {
+                "resourceType": "Patient",
+                "name": [{"given": [given]}],
+                "identifier": [{"system": "http://example.org/mrn", "value": "dup"}],
+            },
+        )
+    return {"pid": pid, "prid": prid, "tid": tid}
+
+
+def _fill(text: str, seed: Seed) -> str:
+    for key, value in seed.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _check_outcome(case: Case, response: httpx.Response) -> None:
+    raw = response.text
+    assert "Traceback" not in raw and 'File "' not in raw, raw
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome", raw
+    issues = outcome["issue"]
+    assert len(issues) >= case.min_issues, raw
+    for issue in issues:
+        assert issue["severity"] == "error", raw
+        assert isinstance(issue.get("code"), str) and issue["code"], raw
+        assert isinstance(issue.get("diagnostics"), str) and issue["diagnostics"], raw
+    if case.expression is not None:
+        expressions = [e for issue in issues for e in issue.get("expression", [])]
+        assert case.expression in expressions, f"{case.expression} not in {expressions}"
+    if case.text is not None:
+        diagnostics = " ".join(issue["diagnostics"] for issue in issues).lower()
+        assert case.text.lower() in diagnostics, raw
+
+
+def test_at_least_twenty_cases() -> None:
+    assert len(CASES) >= 20
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+async def test_bad_input_is_refused_whole(
+    case: Case,
+    client: httpx.AsyncClient,
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]],
+    db_state: Callable[[], Awaitable[dict[str, int]]],
+) -> None:
+    seed = await _seed(client)
+    target = await app_factory(**case.settings) if case.settings else client
+    content = None
+    if case.body is not None:
+        body = _fill(case.body.decode("utf-8", "surrogateescape"), seed)
+        content = body.encode("utf-8", "surrogateescape")
+    before = await db_state()
+
+    response = await target.request(
+        case.method, _fill(case.path, seed), headers=case.headers, content=content
+    )
+
+    assert response.status_code != 500, response.text
+    assert response.status_code == case.status, response.text
+    media = response.headers.get("content-type", "").split(";")[0].strip()
+    assert media == FHIR_JSON, response.headers
+    _check_outcome(case, response)
+    assert await db_state() == before, "a refused request changed the database"
