@@ -32,6 +32,11 @@ _ISSUE_CODES = {
     "dict_type": "structure",
 }
 
+_MESSAGES = {
+    "extra_forbidden": "Unknown element: R4 defines no such element here",
+    "missing": "Required element is missing",
+}
+
 
 @dataclass(frozen=True)
 class ReferenceSite:
@@ -58,12 +63,11 @@ def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], lis
     issues: list[Issue] = []
     references: list[ReferenceSite] = []
     for location, value, extra in _walk(model, ()):
-        if isinstance(value, Reference):
-            if value.reference:
-                allowed = tuple(extra.get("enum_reference_types") or ())
-                references.append(
-                    ReferenceSite(fhirpath(resource_type, location), value.reference, allowed)
-                )
+        if isinstance(value, Reference) and value.reference:
+            allowed = tuple(extra.get("enum_reference_types") or ())
+            references.append(
+                ReferenceSite(fhirpath(resource_type, location), value.reference, allowed)
+            )
         elif isinstance(value, str) and extra.get("enum_values"):
             if value not in extra["enum_values"]:
                 issues.append(
@@ -79,7 +83,7 @@ def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], lis
 
 def _issue(resource_type: str, error: Any) -> Issue:
     location = [step for step in error["loc"] if not _is_union_tag(step)]
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = _MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
     return Issue(
         message,
         code=_ISSUE_CODES.get(error["type"], "value"),

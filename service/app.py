@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fhir_mappings.issues import Issue
 from service.capability import SOFTWARE_VERSION
 from service.db.engine import Database
 from service.errors import (
-
     FhirError,
     MethodNotAllowed,
     NotFound,
@@ -32,7 +32,6 @@ from service.registry import RESOURCE_TYPES
 from service.routes import history, resources, system
 from service.routes.access import INSECURE_HEADER, access_dependency
 from service.settings import Settings
-from fhir_mappings.issues import Issue
 
 log = logging.getLogger("keyworker")
 
@@ -140,5 +139,3 @@ def create_app(
     app.include_router(resources.build_router(), prefix="/fhir", dependencies=protected)
     app.include_router(_fallback_router(), prefix="/fhir", dependencies=protected)
     return app
-
-

@@ -11,8 +11,17 @@ from service.registry import RESOURCE_TYPES, SYSTEM_INTERACTIONS, ResourceType
 from service.search.parameters import PROJECT_CANONICAL
 
 SOFTWARE_VERSION = "0.1.0"
-_INTERACTION_CODES = {"history-instance", "history-type", "read", "vread", "update", "patch",
-                      "delete", "create", "search-type"}
+_INTERACTION_CODES = {
+    "history-instance",
+    "history-type",
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "create",
+    "search-type",
+}
 
 
 def _resource(rtype: ResourceType) -> dict[str, Any]:
@@ -65,5 +74,3 @@ def capability_statement(base_url: str, moment: str) -> dict[str, Any]:
             }
         ],
     }
-
-

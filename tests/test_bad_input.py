@@ -6,6 +6,7 @@ Every case runs on each backend against a small seeded database:
 - ``{pid}``   a Patient (gender male, born 1980-02-29)
 - ``{prid}``  a Practitioner
 - ``{tid}``   a CareTeam for the Patient, at version 2
+- ``{gone}``  a Patient that was deleted
 - two more Patients sharing the identifier ``http://example.org/mrn|dup``
 
 Placeholders in a case's path and body are filled in with those ids.
@@ -114,6 +115,15 @@ CASES = [
     Case("disallowed-reference-type", "POST", "/CareTeam", FHIR,
          team(subject={"reference": "Practitioner/{prid}"}), 422,
          expression="CareTeam.subject"),
+    Case("deleted-subject", "POST", "/CareTeam", FHIR,
+         team(subject={"reference": "Patient/{gone}"}), 422, expression="CareTeam.subject"),
+    Case("unknown-participant-member", "POST", "/CareTeam", FHIR,
+         team(subject=SUBJECT, participant=[
+             {"member": {"reference": "Practitioner/no-such-practitioner"}}
+         ]), 422, expression="CareTeam.participant[0].member"),
+    Case("reference-not-a-reference", "POST", "/CareTeam", FHIR,
+         team(subject={"reference": "the patient in bed 4"}), 422,
+         expression="CareTeam.subject"),
     Case("empty-reference-id", "POST", "/CareTeam", FHIR,
          team(subject={"reference": "Patient/"}), 422, expression="CareTeam.subject"),
     # -- versions and conditional interactions -------------------------------------------
@@ -197,7 +207,9 @@ async def _seed(client: httpx.AsyncClient) -> Seed:
                 "identifier": [{"system": "http://example.org/mrn", "value": "dup"}],
             },
         )
-    return {"pid": pid, "prid": prid, "tid": tid}
+    gone = await _created(client, "/Patient", {"resourceType": "Patient"})
+    assert (await client.delete(f"/Patient/{gone}")).status_code == 204
+    return {"pid": pid, "prid": prid, "tid": tid, "gone": gone}
 
 
 def _fill(text: str, seed: Seed) -> str:

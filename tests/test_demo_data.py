@@ -177,6 +177,18 @@ def test_every_resource_validates_against_its_r4b_model(today: Day) -> None:
         model.model_validate(resource)
 
 
+def test_every_resource_passes_the_services_write_validation() -> None:
+    """The models do not check coded values (gender, status, kind); the write path does."""
+    from fhir_mappings.model import validate
+
+    for resource in caseload(DAYS[0]).resources:
+        issues, sites = validate(resource["resourceType"], resource)
+        assert not issues, (resource["id"], [issue.diagnostics for issue in issues])
+        for site in sites:
+            target = site.reference.split("/")[0]
+            assert not site.allowed_types or target in site.allowed_types, site
+
+
 def test_resources_come_in_dependency_order() -> None:
     types = [r["resourceType"] for r in caseload(DAYS[0]).resources]
     assert set(types) == set(DEPENDENCY_ORDER)

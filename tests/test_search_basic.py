@@ -29,7 +29,11 @@ def _ids(bundle: dict[str, object]) -> list[str]:
 async def test_token_string_date_and_reference(client: httpx.AsyncClient) -> None:
     a = await _patient(client, "Müller", "9434765919", "1950-03-04")
     b = await _patient(client, "Mullins", "9434765870", "1988-11-30")
-    team = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": f"Patient/{a}"}}
+    team = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{a}"},
+    }
     assert (await client.post("/CareTeam", json=team, headers=FHIR)).status_code == 201
 
     async def ids(query: str) -> list[str]:

@@ -6,7 +6,6 @@ import re
 from email.utils import format_datetime
 
 import orjson
-
 from starlette.requests import Request
 from starlette.responses import Response
 

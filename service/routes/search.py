@@ -50,7 +50,9 @@ async def search_response(
     strict = "handling=strict" in request.headers.get("prefer", "")
     criteria = parse(resource_type, pairs)
     unsupported = criteria.unknown + [
-        k for k, _ in pairs if k.startswith("_") and k not in _CONTROL and k not in ("_id", "_lastUpdated")
+        k
+        for k, _ in pairs
+        if k.startswith("_") and k not in _CONTROL and k not in ("_id", "_lastUpdated")
     ]
     if unsupported and strict:
         raise BadRequest(
@@ -102,9 +104,7 @@ async def search_response(
             "not-supported",
             "warning",
         )
-        entries.append(
-            {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
-        )
+        entries.append({"resource": operation_outcome([issue]), "search": {"mode": "outcome"}})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",

@@ -70,4 +70,3 @@ def date_range(text: str) -> tuple[int, int]:
     else:
         end = start.replace(year=year + 1) if year < 9999 else start.replace(month=12, day=31)
     return to_us(start), min(to_us(end) - 1, MAX_US)
-

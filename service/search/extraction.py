@@ -17,9 +17,11 @@ from service.search.parameters import SEARCH_PARAMETERS, SearchParam
 
 Row = dict[str, Any]
 _MAX_TEXT = 255
-_RELATIVE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})$")
+_RELATIVE = re.compile(
+    r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})$"
+)
 _STRING_PARTS = (
-    "text family given prefix suffix line city district state postalCode country".split()
+    ["text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"]
 )
 
 
@@ -78,7 +80,9 @@ def token_values(value: Any) -> Iterator[tuple[str | None, str | None, str | Non
         elif "code" in value:
             yield value.get("system"), value.get("code"), value.get("display")
         elif "value" in value:
-            text = value.get("type", {}).get("text") if isinstance(value.get("type"), dict) else None
+            text = (
+                value.get("type", {}).get("text") if isinstance(value.get("type"), dict) else None
+            )
             yield value.get("system"), str(value["value"]), text
 
 
@@ -119,12 +123,15 @@ def _reference_rows(param: SearchParam, value: Any, base_url: str) -> Iterator[t
     if isinstance(value.get("reference"), str):
         target_type, target_id, url = split_reference(value["reference"], base_url)
         if target_type is None or not param.targets or target_type in param.targets:
-            yield "reference", {
-                "param": param.name,
-                "target_type": target_type,
-                "target_id": target_id,
-                "url": url,
-            }
+            yield (
+                "reference",
+                {
+                    "param": param.name,
+                    "target_type": target_type,
+                    "target_id": target_id,
+                    "url": url,
+                },
+            )
     identifier = value.get("identifier")
     if isinstance(identifier, dict):
         for system, code, _ in token_values(identifier):
@@ -139,11 +146,14 @@ def _token_rows(param: SearchParam, value: Any) -> Iterator[tuple[str, Row]]:
             yield "token_text", {"param": param.name, "text": normalise(text)}
     if isinstance(value, dict) and "value" in value and isinstance(value.get("type"), dict):
         for coding in value["type"].get("coding", []):
-            yield "token", {
-                "param": f"{param.name}:of-type",
-                "system": coding.get("system"),
-                "code": f"{coding.get('code')}|{value['value']}"[:_MAX_TEXT],
-            }
+            yield (
+                "token",
+                {
+                    "param": f"{param.name}:of-type",
+                    "system": coding.get("system"),
+                    "code": f"{coding.get('code')}|{value['value']}"[:_MAX_TEXT],
+                },
+            )
 
 
 def _composite_rows(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[str, Row]]:
@@ -155,13 +165,16 @@ def _composite_rows(param: SearchParam, value: Any, base_url: str) -> Iterator[t
         for concept in values_at(value, token_part.path):
             for system, code, _ in token_values(concept):
                 if code is not None:
-                    yield "composite", {
-                        "param": param.name,
-                        "target_type": target_type,
-                        "target_id": target_id,
-                        "system": system,
-                        "code": code,
-                    }
+                    yield (
+                        "composite",
+                        {
+                            "param": param.name,
+                            "target_type": target_type,
+                            "target_id": target_id,
+                            "system": system,
+                            "code": code,
+                        },
+                    )
 
 
 def _rows_for(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[str, Row]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, false, not_, or_, select, true
+from sqlalchemy import Column, ColumnElement, Exists, Table, and_, false, not_, or_, select, true
 
 from service.db.tables import (
     idx_composite,
@@ -42,7 +42,7 @@ def where(criteria: Criteria, base_url: str) -> ColumnElement[bool]:
     return and_(*clauses)
 
 
-def _exists(table: Table, resource_type: str, param: str, match: ColumnElement[bool]) -> Any:
+def _exists(table: Table, resource_type: str, param: str, match: ColumnElement[bool]) -> Exists:
     return (
         select(table.c.resource_pk)
         .where(
@@ -60,8 +60,12 @@ def _criterion(resource_type: str, criterion: Criterion, base_url: str) -> Colum
     if param.name == "_id":
         return resource.c.id.in_(criterion.values)
     if param.name == "_lastUpdated":
-        return or_(*[_date_match(resource.c.last_updated, resource.c.last_updated, v)
-                     for v in criterion.values])
+        return or_(
+            *[
+                _date_match(resource.c.last_updated, resource.c.last_updated, v)
+                for v in criterion.values
+            ]
+        )
     if modifier == "missing":
         table = _TABLE_FOR_TYPE[param.type]
         present = _exists(table, resource_type, param.name, true())
@@ -81,7 +85,7 @@ def _criterion(resource_type: str, criterion: Criterion, base_url: str) -> Colum
     return _composite(resource_type, criterion, base_url)
 
 
-def _token_match(system_col: Any, code_col: Any, value: str) -> ColumnElement[bool]:
+def _token_match(system_col: Column[Any], code_col: Column[Any], value: str) -> ColumnElement[bool]:
     if "|" not in value:
         return code_col == value
     system, _, code = value.partition("|")
@@ -103,11 +107,16 @@ def _token(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
             parts = value.split("|")
             if len(parts) != 3:
                 raise BadRequest(f"'{name}:of-type' takes system|code|value", code="value")
-            matches.append(_token_match(idx_token.c.system, idx_token.c.code,
-                                        f"{parts[0]}|{parts[1]}|{parts[2]}"))
+            matches.append(
+                _token_match(
+                    idx_token.c.system, idx_token.c.code, f"{parts[0]}|{parts[1]}|{parts[2]}"
+                )
+            )
         return _exists(idx_token, resource_type, f"{name}:of-type", or_(*matches))
     if modifier not in (None, "not"):
-        raise BadRequest(f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported")
+        raise BadRequest(
+            f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
+        )
     matches = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in criterion.values]
     found = _exists(idx_token, resource_type, name, or_(*matches))
     return not_(found) if modifier == "not" else found
@@ -119,7 +128,9 @@ def _reference(resource_type: str, criterion: Criterion, base_url: str) -> Colum
         matches = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in criterion.values]
         return _exists(idx_token, resource_type, f"{name}:identifier", or_(*matches))
     if modifier is not None and modifier not in criterion.param.targets:
-        raise BadRequest(f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported")
+        raise BadRequest(
+            f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
+        )
     matches = []
     for value in criterion.values:
         target_type, target_id, url = split_reference(value, base_url)
@@ -132,8 +143,12 @@ def _reference(resource_type: str, criterion: Criterion, base_url: str) -> Colum
             if modifier and modifier != target_type:
                 matches.append(false())
             else:
-                matches.append(and_(idx_reference.c.target_type == target_type,
-                                    idx_reference.c.target_id == target_id))
+                matches.append(
+                    and_(
+                        idx_reference.c.target_type == target_type,
+                        idx_reference.c.target_id == target_id,
+                    )
+                )
     return _exists(idx_reference, resource_type, name, or_(*matches))
 
 
@@ -148,8 +163,9 @@ def _string(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
         elif modifier is None:
             matches.append(idx_string.c.norm.startswith(normalise(value), autoescape=True))
         else:
-            raise BadRequest(f"Modifier ':{modifier}' is not supported on '{name}'",
-                             code="not-supported")
+            raise BadRequest(
+                f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
+            )
     return _exists(idx_string, resource_type, name, or_(*matches))
 
 
@@ -170,7 +186,7 @@ def _composite(resource_type: str, criterion: Criterion, base_url: str) -> Colum
     return _exists(idx_composite, resource_type, criterion.param.name, or_(*matches))
 
 
-def _date_match(low: Any, high: Any, value: str) -> ColumnElement[bool]:
+def _date_match(low: Column[Any], high: Column[Any], value: str) -> ColumnElement[bool]:
     prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
     body = value[2:] if value[:2] in DATE_PREFIXES else value
     v_low, v_high = date_range(body)
@@ -196,5 +212,3 @@ def _date_match(low: Any, high: Any, value: str) -> ColumnElement[bool]:
 
 def to_us_now() -> int:
     return time.time_ns() // 1000
-
-
