@@ -25,11 +25,11 @@ One patient for each form:
 ``pat-yusuf-ali``           key workers assigned, but one colleague does all the paperwork
 ==========================  ======================================================================
 
-Everything is invented. NHS numbers are in the 999 synthetic test range and pass the modulus-11
-check; telephone numbers are in Ofcom's ranges kept for drama (0113 496 0xxx, 07700 900xxx); the
-town, organisations, ODS code, GMC, HCPC and staff numbers, names and addresses belong to nobody.
-Dates are offsets from ``today``, so "on leave now" and "review overdue" stay true whenever the
-demo is loaded.
+Everything is made up: the town of Kirkbridge, its organisations, people and addresses, and the
+ODS, GMC, HCPC and staff numbers. NHS numbers are in the 999 synthetic test range and pass the
+modulus-11 check; telephone numbers are in Ofcom's ranges kept for drama (0113 496 0xxx,
+07700 900xxx). Dates are offsets from ``today``, so "on leave now" and "review overdue" stay true
+whenever the demo is loaded.
 
 Only the standard library: this module is data, and stays out of the service's import graph.
 """

@@ -46,13 +46,7 @@ def nhs_number_is_valid(number: str) -> bool:
     """The NHS number modulus-11 check: weights 10..2, check digit 11 - sum % 11, 11 -> 0."""
     if not re.fullmatch(r"\d{10}", number):
         return False
-    check = (
-        11
-        - sum(
-            int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1), strict=True)
-        )
-        % 11
-    )
+    check = 11 - sum(int(number[i]) * (10 - i) for i in range(9)) % 11
     check = 0 if check == 11 else check
     return check != 10 and check == int(number[9])
 

@@ -265,10 +265,10 @@ async def test_update_of_another_type_in_the_body_is_400(client: httpx.AsyncClie
 
 async def test_update_with_a_matching_if_match_succeeds(client: httpx.AsyncClient) -> None:
     pid = (await create(client, patient()))["id"]
-    for etag in ('W/"1"', '"2"', "3"):
+    for number, etag in enumerate(('W/"1"', '"2"', 'W/"3"'), start=1):
         response = await client.put(
             f"/Patient/{pid}",
-            json=patient(id=pid, birthDate=f"197{etag.count('W')}-0{len(etag)}-01"),
+            json=patient(id=pid, birthDate=f"197{number}-01-01"),
             headers={**FHIR, "If-Match": etag},
         )
         assert response.status_code == 200, (etag, response.text)
@@ -646,23 +646,29 @@ async def test_a_write_asking_for_xml_is_refused_before_it_writes(
 ) -> None:
     pid = (await create(client, patient(gender="female")))["id"]
     before = await db_state()
-    attempts = [
-        client.post("/Patient", params={"_format": "xml"}, json=patient(), headers=FHIR),
-        client.put(
+    attempts: list[Callable[[], Awaitable[httpx.Response]]] = [
+        lambda: client.post("/Patient", params={"_format": "xml"}, json=patient(), headers=FHIR),
+        lambda: client.put(
             f"/Patient/{pid}",
             json=patient(gender="male"),
             headers={**FHIR, "Accept": "application/fhir+xml"},
         ),
-        client.delete(f"/Patient/{pid}", params={"_format": "xml"}),
-        client.patch(
+        lambda: client.delete(f"/Patient/{pid}", params={"_format": "xml"}),
+        lambda: client.patch(
             f"/Patient/{pid}",
             params={"_format": "xml"},
             json=[{"op": "replace", "path": "/gender", "value": "male"}],
             headers=PATCH,
         ),
+        lambda: client.put(
+            "/Patient",
+            params={"identifier": "http://example.org/mrn|x", "_format": "xml"},
+            json=patient(),
+            headers=FHIR,
+        ),
     ]
     for attempt in attempts:
-        response = await attempt
+        response = await attempt()
         assert response.status_code == 406, response.text
         outcome(response)
     assert await db_state() == before

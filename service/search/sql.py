@@ -125,8 +125,7 @@ def _token(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
 def _reference(resource_type: str, criterion: Criterion, base_url: str) -> ColumnElement[bool]:
     name, modifier = criterion.param.name, criterion.modifier
     if modifier == "identifier":
-        matches = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in criterion.values]
-        return _exists(idx_token, resource_type, f"{name}:identifier", or_(*matches))
+        return _by_identifier(resource_type, name, criterion.values)
     if modifier is not None and modifier not in criterion.param.targets:
         raise BadRequest(
             f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
@@ -150,6 +149,35 @@ def _reference(resource_type: str, criterion: Criterion, base_url: str) -> Colum
                     )
                 )
     return _exists(idx_reference, resource_type, name, or_(*matches))
+
+
+def _by_identifier(resource_type: str, name: str, values: tuple[str, ...]) -> ColumnElement[bool]:
+    """``:identifier``: the reference's own identifier, or the identifier of the resource it
+    points at (what GP systems mean by ``subject:identifier=<NHS number>``)."""
+    own = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
+    token = idx_token.alias("target_token")
+    target = resource.alias("target")
+    theirs = [_token_match(token.c.system, token.c.code, v) for v in values]
+    via_target = (
+        select(idx_reference.c.resource_pk)
+        .join(
+            target,
+            and_(
+                target.c.type == idx_reference.c.target_type,
+                target.c.id == idx_reference.c.target_id,
+            ),
+        )
+        .join(token, token.c.resource_pk == target.c.pk)
+        .where(
+            idx_reference.c.resource_pk == resource.c.pk,
+            idx_reference.c.resource_type == resource_type,
+            idx_reference.c.param == name,
+            token.c.param == "identifier",
+            or_(*theirs),
+        )
+        .exists()
+    )
+    return or_(_exists(idx_token, resource_type, f"{name}:identifier", or_(*own)), via_target)
 
 
 def _string(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
