@@ -68,16 +68,19 @@ def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], lis
             references.append(
                 ReferenceSite(fhirpath(resource_type, location), value.reference, allowed)
             )
-        elif isinstance(value, str) and extra.get("enum_values"):
-            if value not in extra["enum_values"]:
-                issues.append(
-                    Issue(
-                        f"'{value}' is not one of the codes allowed here: "
-                        + ", ".join(extra["enum_values"]),
-                        code="code-invalid",
-                        expression=(fhirpath(resource_type, location),),
-                    )
+        elif (
+            isinstance(value, str)
+            and extra.get("enum_values")
+            and value not in extra["enum_values"]
+        ):
+            issues.append(
+                Issue(
+                    f"'{value}' is not one of the codes allowed here: "
+                    + ", ".join(extra["enum_values"]),
+                    code="code-invalid",
+                    expression=(fhirpath(resource_type, location),),
                 )
+            )
     return issues, references
 
 

@@ -8,6 +8,7 @@ either stores a whole new version with its index rows or nothing at all.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,10 @@ from service.storage.repository import HistoryQuery, Stored
 
 Clock = Callable[[], int]
 _SERVER_META = ("versionId", "lastUpdated")
+# A reference with a scheme names another server's resource (or a urn), not one of ours.
+_ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|urn:)")
+# R4 Resource.id: https://hl7.org/fhir/R4/datatypes.html#id
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def system_clock() -> int:
@@ -116,6 +121,9 @@ class Interactions:
     async def create(
         self, resource_type: str, body: dict[str, Any], *, if_none_exist: str | None = None
     ) -> Outcome:
+        # "If an id is provided, the server SHALL ignore it" (R4 http.html#create): drop it
+        # before validating, so a malformed client id cannot refuse the create either.
+        body = {k: v for k, v in body.items() if k != "id"}
         sites = self._validated(resource_type, body, None)
         async with self.database.write() as connection:
             if if_none_exist is not None:
@@ -141,9 +149,7 @@ class Interactions:
     ) -> Outcome:
         sites = self._validated(resource_type, body, resource_id)
         async with self.database.write() as connection:
-            previous = await repository.current(
-                connection, resource_type, resource_id, lock=True
-            )
+            previous = await repository.current(connection, resource_type, resource_id, lock=True)
             return await self._update_locked(
                 connection, resource_type, resource_id, body, sites, previous, if_match
             )
@@ -169,6 +175,13 @@ class Interactions:
             else:
                 target = body_id if isinstance(body_id, str) else self.ids()
             previous = await repository.current(connection, resource_type, target, lock=True)
+            if not matches and previous is not None and not previous[1].deleted:
+                # No match plus the id of a live resource is update-as-create only in name:
+                # it would overwrite a resource the criteria say is not the one meant.
+                raise Conflict(
+                    f"{resource_type}/{target} exists but does not match '{query}'",
+                    expression=(f"{resource_type}.id",),
+                )
             return await self._update_locked(
                 connection, resource_type, target, body, sites, previous, if_match
             )
@@ -184,17 +197,22 @@ class Interactions:
         if not isinstance(operations, list):
             raise BadRequest("A JSON Patch document is an array of operations", code="structure")
         async with self.database.write() as connection:
-            previous = await repository.current(
-                connection, resource_type, resource_id, lock=True
-            )
+            previous = await repository.current(connection, resource_type, resource_id, lock=True)
             if previous is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
             if previous[1].deleted:
                 raise Gone(f"{resource_type}/{resource_id} was deleted")
+            # A patch is written against the version the client saw: a stale If-Match is
+            # answered 412 before the patch is tried, not 400/422 for a patch meant for it.
+            self._check_version(previous[1], if_match)
             try:
                 patched = jsonpatch.apply_patch(orjson.loads(previous[1].content), operations)
+            except jsonpatch.InvalidJsonPatch as error:
+                raise BadRequest(f"Malformed JSON Patch: {error}", code="structure") from error
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
-                raise Unprocessable(f"The patch cannot be applied: {error}", code="processing")
+                raise Unprocessable(
+                    f"The patch cannot be applied: {error}", code="processing"
+                ) from error
             except (TypeError, KeyError, ValueError) as error:
                 raise BadRequest(f"Malformed JSON Patch: {error}", code="structure") from error
             if not isinstance(patched, dict):
@@ -208,9 +226,7 @@ class Interactions:
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> Stored | None:
         async with self.database.write() as connection:
-            previous = await repository.current(
-                connection, resource_type, resource_id, lock=True
-            )
+            previous = await repository.current(connection, resource_type, resource_id, lock=True)
             if previous is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
             self._check_version(previous[1], if_match)
@@ -238,6 +254,13 @@ class Interactions:
             raise BadRequest(
                 f"The body is a {body.get('resourceType')!r}, the URL names {resource_type}",
                 expression=("resourceType",),
+            )
+        if resource_id is not None and not _FHIR_ID.fullmatch(resource_id):
+            # A PUT chooses the id: refuse what FHIR forbids (and what the id column cannot
+            # hold) as 400, rather than store an unreferenceable id or fail in the database.
+            raise BadRequest(
+                f"{resource_id!r} is not a FHIR id (1-64 of A-Z, a-z, 0-9, '-', '.')",
+                expression=(f"{resource_type}.id",),
             )
         if resource_id is not None and body.get("id") not in (None, resource_id):
             raise BadRequest(
@@ -332,7 +355,12 @@ class Interactions:
     async def _matching(
         self, connection: AsyncConnection, resource_type: str, query: str
     ) -> list[tuple[int, Stored]]:
-        """At most two current resources matching conditional criteria (two proves 'many')."""
+        """At most two current resources matching conditional criteria (two proves 'many').
+
+        Each match is re-read under a row lock, as a plain update does: the caller writes
+        its next version, and a concurrent update between match and write would otherwise
+        make that version number collide (a 500) instead of waiting for it.
+        """
         pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         parsed = search_criteria.parse(resource_type, pairs)
         if parsed.unknown:
@@ -341,21 +369,28 @@ class Interactions:
                 code="not-supported",
             )
         if not parsed.criteria:
-            raise PreconditionFailed("Conditional criteria must name at least one parameter")
+            # Nothing to evaluate is a malformed request (400), not a failed precondition.
+            raise BadRequest("Conditional criteria must name at least one search parameter")
         if not self.database.is_sqlite:
-            key = int.from_bytes(
-                hashlib.sha256(f"{resource_type}?{query}".encode()).digest()[:8], "big", signed=True
+            # Key the lock on the parsed criteria, not the raw text: a header and a
+            # URL-encoded query (or reordered parameters) naming the same criteria must
+            # serialise, or two conditional writes can each find nothing and both create.
+            criteria = sorted(
+                (c.param.name, c.modifier or "", sorted(c.values)) for c in parsed.criteria
             )
+            digest = hashlib.sha256(orjson.dumps([resource_type, criteria])).digest()
+            key = int.from_bytes(digest[:8], "big", signed=True)
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         rows = await connection.execute(
             select(resource.c.pk, resource.c.id)
             .where(search_sql.where(parsed, self.base_url))
+            .order_by(resource.c.pk)  # lock in one order everywhere: no deadlocks
             .limit(2)
         )
         found = []
         for row in rows.all():
-            current = await repository.current(connection, resource_type, row.id)
-            if current is not None:
+            current = await repository.current(connection, resource_type, row.id, lock=True)
+            if current is not None and not current[1].deleted:  # deleted while we waited
                 found.append(current)
         return found
 
@@ -372,12 +407,14 @@ class Interactions:
             if site.reference.startswith("#"):
                 continue
             target_type, target_id, url = split_reference(site.reference, self.base_url)
-            if url is not None:
-                continue  # another server's resource: not ours to resolve
+            if url is not None and _ABSOLUTE.match(url):
+                continue  # another server's resource (or a urn): not ours to resolve
             if target_type is None or target_id is None:
                 issues.append(_ref_issue(site, f"'{site.reference}' is not a valid reference"))
-            elif site.allowed_types and target_type not in site.allowed_types and (
-                "Resource" not in site.allowed_types
+            elif (
+                site.allowed_types
+                and target_type not in site.allowed_types
+                and ("Resource" not in site.allowed_types)
             ):
                 issues.append(
                     _ref_issue(
@@ -411,9 +448,9 @@ def _ref_issue(site: model.ReferenceSite, message: str) -> Issue:
 def _same_content(content: bytes, body: dict[str, Any], resource_id: str) -> bool:
     """Whether an update would change nothing but server metadata (no new version then)."""
     before = orjson.loads(content)
-    meta_before = {k: v for k, v in (before.pop("meta", None) or {}).items() if k not in _SERVER_META}
-    after = {**body, "id": resource_id}
-    meta_after = {
-        k: v for k, v in (after.pop("meta", None) or {}).items() if k not in _SERVER_META
+    meta_before = {
+        k: v for k, v in (before.pop("meta", None) or {}).items() if k not in _SERVER_META
     }
+    after = {**body, "id": resource_id}
+    meta_after = {k: v for k, v in (after.pop("meta", None) or {}).items() if k not in _SERVER_META}
     return bool(before == after and meta_before == meta_after)

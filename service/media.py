@@ -41,6 +41,15 @@ def response_media_type(request: Request) -> str:
     raise NotAcceptable(f"Accept '{accept}' names no format this server speaks (JSON)")
 
 
+async def negotiate(request: Request) -> None:
+    """Route dependency: refuse an unservable format (406) before the handler runs.
+
+    ``fhir_response`` negotiates again when answering, but by then a write has been
+    committed; checking first means a 406 never hides a change the client did not see.
+    """
+    response_media_type(request)
+
+
 def fhir_response(
     request: Request,
     content: bytes,

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.app import create_app
 from service.db.migrate import upgrade
-from service.db.tables import INDEX_TABLES, resource, resource_version
+from service.db.tables import INDEX_TABLES, metadata, resource, resource_version
 from service.settings import Settings, normalise_database_url
 
 BASE = "http://test/fhir"
@@ -32,6 +32,8 @@ POSTGRES_ADMIN_URL = normalise_database_url(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _postgres_problem: list[str] = []
+# Server-wide secrets and keys survive between tests, as they survive restarts.
+_KEPT_TABLES = {"server_secret"}
 
 
 async def _postgres_reachable() -> str | None:
@@ -121,8 +123,9 @@ async def _empty(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            for table in (*INDEX_TABLES.values(), resource_version, resource):
-                await connection.execute(table.delete())
+            for table in reversed(metadata.sorted_tables):
+                if table.name not in _KEPT_TABLES:
+                    await connection.execute(table.delete())
     finally:
         await engine.dispose()
 

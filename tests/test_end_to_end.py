@@ -39,7 +39,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STARTUP_TIMEOUT = 20.0
-ROLES = "https://keyworker.example.org/fhir/CodeSystem/keyworking-role"
+ROLES = "https://keyworker-fhir.org/fhir/CodeSystem/keyworking-role"
 INSECURE_HEADER = "X-Keyworker-Insecure"
 
 

@@ -89,11 +89,14 @@ async def test_create_answers_201_with_location_etag_and_last_modified(
     assert modified == updated.replace(microsecond=0)
 
 
-async def test_create_ignores_a_client_supplied_id(client: httpx.AsyncClient) -> None:
-    response = await client.post("/Patient", json=patient(id="chosen-by-client"), headers=FHIR)
+@pytest.mark.parametrize("client_id", ["chosen-by-client", "not a valid id!", 42])
+async def test_create_ignores_a_client_supplied_id(
+    client: httpx.AsyncClient, client_id: object
+) -> None:
+    response = await client.post("/Patient", json=patient(id=client_id), headers=FHIR)
     assert response.status_code == 201, response.text
     pid = response.json()["id"]
-    assert pid != "chosen-by-client"
+    assert pid != client_id
     assert response.headers["location"] == f"{BASE}/Patient/{pid}/_history/1"
     assert (await client.get("/Patient/chosen-by-client")).status_code == 404
     assert (await client.get(f"/Patient/{pid}")).json()["id"] == pid
@@ -126,9 +129,7 @@ async def test_read_returns_the_current_version_with_headers(client: httpx.Async
 async def test_vread_returns_old_content_after_an_update(client: httpx.AsyncClient) -> None:
     created = await create(client, patient(gender="female"))
     pid = created["id"]
-    updated = await client.put(
-        f"/Patient/{pid}", json=patient(id=pid, gender="male"), headers=FHIR
-    )
+    updated = await client.put(f"/Patient/{pid}", json=patient(id=pid, gender="male"), headers=FHIR)
     assert updated.status_code == 200, updated.text
     old = await client.get(f"/Patient/{pid}/_history/1")
     assert old.status_code == 200
@@ -320,38 +321,29 @@ async def test_concurrent_updates_with_the_same_if_match_one_wins(
 ) -> None:
     pid = (await create(client, patient()))["id"]
 
-    def put(gender: str) -> Awaitable[httpx.Response]:
+    def put(family: str, version: int) -> Awaitable[httpx.Response]:
         return client.put(
             f"/Patient/{pid}",
-            json=patient(id=pid, gender=gender),
-            headers={**FHIR, "If-Match": 'W/"1"'},
+            json={"resourceType": "Patient", "id": pid, "name": [{"family": family}]},
+            headers={**FHIR, "If-Match": f'W/"{version}"'},
         )
 
-    for _ in range(3):  # a few rounds, so a lucky interleaving cannot hide a race
-        current = await client.get(f"/Patient/{pid}")
-        version = current.json()["meta"]["versionId"]
-
-        def put_at(gender: str, version: str = version) -> Awaitable[httpx.Response]:
-            return client.put(
-                f"/Patient/{pid}",
-                json=patient(id=pid, gender=gender),
-                headers={**FHIR, "If-Match": f'W/"{version}"'},
-            )
-
-        first, second = await asyncio.gather(put_at("male"), put_at("female"))
+    for version in (1, 2, 3):  # a few rounds, so a lucky interleaving cannot hide a race
+        # Both bodies differ from the current content, so neither is a no-op update.
+        first, second = await asyncio.gather(
+            put(f"A{version}", version), put(f"B{version}", version)
+        )
         statuses = sorted([first.status_code, second.status_code])
         assert statuses == [200, 412], (first.text, second.text)
         winner = first if first.status_code == 200 else second
         loser = second if winner is first else first
         outcome(loser)
+        assert winner.headers["etag"] == f'W/"{version + 1}"'
         read = await client.get(f"/Patient/{pid}")
         assert read.json() == winner.json()
-        assert read.json()["meta"]["versionId"] == str(int(version) + 1)
     entries = await history_of(client, f"/Patient/{pid}")
     assert [e["response"]["etag"] for e in entries] == ['W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']
-    # Both stale now.
-    late = await put("other")
-    assert late.status_code == 412
+    assert (await put("C", 1)).status_code == 412
 
 
 async def test_concurrent_creates_of_the_same_new_id_make_one_resource(
@@ -393,6 +385,12 @@ async def test_patch_honours_if_match(client: httpx.AsyncClient, db_state: DbSta
     assert stale.status_code == 412
     outcome(stale)
     assert await db_state() == before
+    # Stale is stale even when the patch would not apply to the current version.
+    failing = [{"op": "test", "path": "/gender", "value": "male"}]
+    stale_failing = await client.patch(
+        f"/Patient/{pid}", json=failing, headers={**PATCH, "If-Match": 'W/"9"'}
+    )
+    assert stale_failing.status_code == 412
     fresh = await client.patch(f"/Patient/{pid}", json=ops, headers={**PATCH, "If-Match": 'W/"1"'})
     assert fresh.status_code == 200, fresh.text
     assert fresh.json()["gender"] == "male"
@@ -582,7 +580,8 @@ async def test_patch_with_the_wrong_content_type_is_415(client: httpx.AsyncClien
 
 async def test_patch_of_an_unknown_resource_is_404(client: httpx.AsyncClient) -> None:
     response = await client.patch(
-        "/Patient/never-was", json=[{"op": "add", "path": "/gender", "value": "male"}],
+        "/Patient/never-was",
+        json=[{"op": "add", "path": "/gender", "value": "male"}],
         headers=PATCH,
     )
     assert response.status_code == 404

@@ -138,3 +138,39 @@ server_secret = Table(
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
 )
+
+# -- the built-in authorization server (SMART Backend Services) ---------------------------
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("scopes", String(4000), nullable=False),
+    Column("secret_hash", String(255), nullable=True),
+    Column("jwks", LargeBinary, nullable=True),
+    Column("jwks_url", String(1024), nullable=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+signing_key = Table(
+    "signing_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_jwk", LargeBinary, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("retired", BigInteger, nullable=True),
+)
+
+# A client assertion's jti may be used once: the primary key refuses a replay even when two
+# service processes see the same assertion at the same moment.
+used_assertion = Table(
+    "used_assertion",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires", BigInteger, nullable=False),
+    Index(None, "expires"),
+)

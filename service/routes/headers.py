@@ -47,7 +47,13 @@ def resource_response(
         return fhir_response(request, b"", status, headers)
     if request.method != "GET" and "return=OperationOutcome" in prefer:
         outcome = operation_outcome(
-            [Issue(f"{stored.reference} is at version {stored.version}", "informational", "information")]
+            [
+                Issue(
+                    f"{stored.reference} is at version {stored.version}",
+                    "informational",
+                    "information",
+                )
+            ]
         )
         return fhir_response(request, orjson.dumps(outcome), status, headers)
     return fhir_response(request, stored.content, status, headers)

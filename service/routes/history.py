@@ -8,14 +8,14 @@ from __future__ import annotations
 import dataclasses
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.bundles import history_bundle
 from service.errors import BadRequest
 from service.interactions import Interactions
-from service.media import fhir_response
+from service.media import fhir_response, negotiate
 from service.paging import Cursors
 from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
 from service.search.dates import date_range
@@ -64,22 +64,30 @@ async def history_response(
     token = request.query_params.get("_cursor")
     if token:
         position = cursors.decode(token)
-        key = "after_seq" if position.get("d") == "next" else "before_seq"
-        query = dataclasses.replace(query, **{key: int(position["s"])})
+        seq = int(position["s"])
+        if position.get("d") == "next":
+            query = dataclasses.replace(query, after_seq=seq)
+        else:
+            query = dataclasses.replace(query, before_seq=seq)
     page, more = await service.history(query)
     keep = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
     path = f"{service.base_url}{request.url.path.removeprefix('/fhir')}"
     links = {"self": f"{path}?{urlencode(request.query_params.multi_items())}".rstrip("?")}
     going_back = query.before_seq is not None
+
+    def page_link(direction: str, seq: int) -> str:
+        cursor = cursors.encode({"d": direction, "s": seq})
+        return f"{path}?{urlencode([*keep, ('_cursor', cursor)])}"
+
     if page and (more or going_back):
-        links["next"] = f"{path}?{urlencode([*keep, ('_cursor', cursors.encode({'d': 'next', 's': page[-1][0]}))])}"
+        links["next"] = page_link("next", page[-1][0])
     if page and (query.after_seq is not None or (going_back and more)):
-        links["previous"] = f"{path}?{urlencode([*keep, ('_cursor', cursors.encode({'d': 'prev', 's': page[0][0]}))])}"
+        links["previous"] = page_link("prev", page[0][0])
     body = history_bundle([s for _, s in page], service.base_url, links, service.clock())
     return fhir_response(request, body)
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(negotiate)])
 
 
 @router.get("/_history", operation_id="history_system", summary="history-system", tags=["system"])

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.errors import BadRequest
-from service.media import JSON_PATCH, fhir_response, read_body, read_resource
+from service.media import JSON_PATCH, fhir_response, negotiate, read_body, read_resource
 from service.registry import RESOURCE_TYPES, ResourceType
 from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
 from service.routes.headers import if_match, resource_response, version_headers
@@ -91,7 +91,10 @@ def _handlers(rtype: str) -> dict[str, tuple[str, str, Handler]]:
         return fhir_response(request, b"", 204, headers)
 
     async def history_instance(
-        request: Request, id: str, service: InteractionsDep, settings: SettingsDep,
+        request: Request,
+        id: str,
+        service: InteractionsDep,
+        settings: SettingsDep,
         cursors: CursorsDep,
     ) -> Response:
         await service.read_any(rtype, id)
@@ -140,7 +143,7 @@ def _interactions_of(rtype: ResourceType) -> list[str]:
 
 
 def build_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(negotiate)])
     for rtype in RESOURCE_TYPES.values():
         handlers = _handlers(rtype.name)
         for interaction in _interactions_of(rtype):

@@ -17,12 +17,20 @@ from service.search.parameters import SEARCH_PARAMETERS, SearchParam
 
 Row = dict[str, Any]
 _MAX_TEXT = 255
-_RELATIVE = re.compile(
-    r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})$"
-)
-_STRING_PARTS = (
-    ["text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country"]
-)
+_RELATIVE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})$")
+_STRING_PARTS = [
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+]
 
 
 def normalise(text: str) -> str:

@@ -211,4 +211,3 @@ async def history(
     if ascending:
         page.reverse()
     return page, more
-

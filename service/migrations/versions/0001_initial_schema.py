@@ -184,7 +184,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_resource_version_type"), ["type", "seq"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("resource_version", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_resource_version_type"))
