@@ -11,7 +11,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -40,6 +40,7 @@ from service.search import sql as search_sql
 from service.search.extraction import extract, split_reference
 from service.storage import repository
 from service.storage.repository import HistoryQuery, Stored
+from service.write_hooks import WriteHook, Written
 
 Clock = Callable[[], int]
 _SERVER_META = ("versionId", "lastUpdated")
@@ -72,11 +73,13 @@ class Interactions:
         *,
         clock: Clock = system_clock,
         ids: Callable[[], str] = new_id,
+        hooks: Sequence[WriteHook] = (),
     ) -> None:
         self.database = database
         self.base_url = base_url
         self.clock = clock
         self.ids = ids
+        self.hooks = tuple(hooks)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -319,7 +322,7 @@ class Interactions:
         moment = max(self.clock(), previous[1].last_updated if previous else 0)
         content = repository.with_meta(body, resource_id, number, moment)
         try:
-            return await repository.save(
+            stored = await repository.save(
                 connection,
                 resource_type,
                 resource_id,
@@ -334,12 +337,18 @@ class Interactions:
             raise Conflict(
                 f"{resource_type}/{resource_id} was created concurrently; retry"
             ) from error
+        await self._after_write(connection, Written(stored, body, _stored_of(previous)))
+        return stored
+
+    async def _after_write(self, connection: AsyncConnection, written: Written) -> None:
+        for hook in self.hooks:
+            await hook(connection, written)
 
     async def _delete_locked(
         self, connection: AsyncConnection, previous: tuple[int, Stored]
     ) -> Stored:
         stored = previous[1]
-        return await repository.save(
+        deleted = await repository.save(
             connection,
             stored.type,
             stored.id,
@@ -351,6 +360,8 @@ class Interactions:
             index_rows={},
             deleted=True,
         )
+        await self._after_write(connection, Written(deleted, None, stored))
+        return deleted
 
     async def _matching(
         self, connection: AsyncConnection, resource_type: str, query: str
@@ -439,6 +450,10 @@ class Interactions:
                 issues.append(_ref_issue(site, f"'{site.reference}' does not resolve"))
         if issues:
             raise Unprocessable(issues=issues)
+
+
+def _stored_of(previous: tuple[int, Stored] | None) -> Stored | None:
+    return None if previous is None else previous[1]
 
 
 def _ref_issue(site: model.ReferenceSite, message: str) -> Issue:

@@ -1,0 +1,44 @@
+"""Work that must happen inside a write's transaction, after the new version is stored.
+
+Features that derive data from writes (the keyworking projection and its rules, Provenance
+for care records) register a ``WriteHook`` with ``Interactions`` instead of editing the
+write path. A hook that raises a ``FhirError`` refuses the whole write: the transaction rolls
+back and nothing of it is kept.
+
+Who is writing, and why, comes from ``write_context``: the HTTP layer sets it per request
+(client id from the token, reason from ``X-Provenance``); writes outside a request (the demo
+loader, the CLI) see the default, which names the server itself.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.storage.repository import Stored
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    agent: str | None = None  # the OAuth client id, when the write came with a token
+    user: str | None = None
+    reason: str | None = None  # free text from X-Provenance or an operation's parameter
+
+
+write_context: ContextVar[WriteContext] = ContextVar("write_context", default=WriteContext())
+
+
+@dataclass(frozen=True)
+class Written:
+    """One stored write: the new version, its JSON (None for a deletion) and what it replaced."""
+
+    stored: Stored
+    body: dict[str, Any] | None
+    previous: Stored | None
+
+
+class WriteHook(Protocol):
+    async def __call__(self, connection: AsyncConnection, written: Written) -> None: ...
