@@ -28,7 +28,8 @@ class WriteContext:
     reason: str | None = None  # free text from X-Provenance or an operation's parameter
 
 
-write_context: ContextVar[WriteContext] = ContextVar("write_context", default=WriteContext())
+SERVER_WRITE = WriteContext()  # frozen, so sharing it as the default is safe
+write_context: ContextVar[WriteContext] = ContextVar("write_context", default=SERVER_WRITE)
 
 
 @dataclass(frozen=True)
