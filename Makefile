@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint format openapi clean
+.PHONY: run test lint format openapi clean bench bench-smoke wrk
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -16,21 +16,22 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.test-installed: pyproject.toml tests/idp/package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The external identity provider the security tests start (oidc-provider, Node 20).
+	cd tests/idp && npm ci --no-audit --no-fund --silent
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
 	$(BIN)/keyworker db upgrade
 	$(BIN)/keyworker load-demo --if-empty
 	@echo ""
-	@echo "Keyworker FHIR is starting at http://$(HOST):$(PORT)/fhir"
-	@echo "  Development mode: authentication is OFF (--insecure-no-auth)."
-	@echo "  First call:  curl -s 'http://$(HOST):$(PORT)/fhir/CareTeam/ct-amara-okafor'"
+	@echo "Keyworker FHIR is starting at http://$(HOST):$(PORT)/fhir (access tokens required)"
+	@$(BIN)/keyworker clients demo --server http://$(HOST):$(PORT)
 	@echo "  Capability:  curl -s http://$(HOST):$(PORT)/fhir/metadata"
 	@echo "  API docs:    http://$(HOST):$(PORT)/docs"
 	@echo ""
-	$(BIN)/keyworker serve --host $(HOST) --port $(PORT) --insecure-no-auth
+	$(BIN)/keyworker serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
@@ -46,6 +47,19 @@ format: $(VENV)/.test-installed
 
 openapi: $(VENV)/.installed
 	$(BIN)/keyworker export-openapi openapi/openapi.json
+
+# Issue 7's benchmark (see README "Performance"): make bench BENCH_ARGS="--patients 1000000".
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench: $(VENV)/.installed wrk
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# CI's smoke run: 1,000 patients, 2 s per workload, 1 run. Never judges timings; fails only when
+# a workload cannot run or more than 1% of its requests fail.
+bench-smoke: $(VENV)/.installed wrk
+	$(BIN)/python -m bench.run --patients 1000 --duration 2 --warmup 1 --runs 1 \
+	  --results var/bench-smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

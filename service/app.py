@@ -6,9 +6,10 @@ Nothing here reads the environment; the CLI builds ``Settings()`` and tests pass
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import orjson
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_mappings.issues import Issue
+from service.audit.middleware import AuditMiddleware
+from service.auth.setup import build_auth
 from service.capability import SOFTWARE_VERSION
+from service.composition import build_interactions
+from service.conformance import TYPES as DEFINITIONAL_TYPES
+from service.conformance import build_router as conformance_router
 from service.db.engine import Database
 from service.errors import (
     FhirError,
@@ -25,11 +31,12 @@ from service.errors import (
     NotFound,
     operation_outcome,
 )
-from service.interactions import Clock, Interactions, new_id, system_clock
+from service.interactions import Clock, new_id, system_clock
+from service.keyworking.answers import Keyworking
 from service.media import FHIR_JSON
 from service.paging import Cursors
 from service.registry import RESOURCE_TYPES
-from service.routes import history, resources, system
+from service.routes import auth, bundles, history, operations, resources, system
 from service.routes.access import INSECURE_HEADER, access_dependency
 from service.settings import Settings
 
@@ -76,7 +83,7 @@ def _fallback_router() -> APIRouter:
 
     async def fallback(request: Request, rest: str) -> Response:
         first = rest.split("/", 1)[0]
-        if first in RESOURCE_TYPES:
+        if first in RESOURCE_TYPES or first in DEFINITIONAL_TYPES:
             raise MethodNotAllowed(f"{request.method} is not supported on /fhir/{rest}")
         if first and first[0].isupper():
             raise NotFound(f"Resource type '{first}' is not supported by this server")
@@ -92,14 +99,17 @@ def _fallback_router() -> APIRouter:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = system_clock, ids: type[str] | None = None
+    settings: Settings, *, clock: Clock = system_clock, ids: Callable[[], str] = new_id
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url, pool_size=settings.db_pool_size)
         app.state.settings = settings
-        app.state.interactions = Interactions(
-            database, settings.fhir_base_url, clock=clock, ids=ids or new_id
+        app.state.interactions = build_interactions(settings, database, clock=clock, ids=ids)
+        http = httpx.AsyncClient(timeout=10.0)
+        app.state.auth = build_auth(settings, database, http)
+        app.state.keyworking = Keyworking(
+            app.state.interactions, caseload_limit=settings.caseload_limit
         )
         app.state.cursors = Cursors(await database.secret("cursor"))
         if settings.insecure_no_auth:
@@ -108,6 +118,7 @@ def create_app(
                 "every request is served without a token. Never do this with real data."
             )
         yield
+        await http.aclose()
         await database.dispose()
 
     app = FastAPI(
@@ -134,8 +145,15 @@ def create_app(
 
     app.include_router(system.probes)
     app.include_router(system.router, prefix="/fhir")
+    app.include_router(auth.smart, prefix="/fhir")
+    app.include_router(auth.router)
+    app.add_middleware(AuditMiddleware, enabled=not settings.insecure_no_auth)
     protected = [access_dependency(settings)]
     app.include_router(history.router, prefix="/fhir", dependencies=protected)
+    # Operations first: /CareTeam/$accountable must win over the generated /CareTeam/{id}.
+    app.include_router(operations.build_router(), prefix="/fhir", dependencies=protected)
+    app.include_router(conformance_router(), prefix="/fhir", dependencies=protected)
     app.include_router(resources.build_router(), prefix="/fhir", dependencies=protected)
+    app.include_router(bundles.router, prefix="/fhir", dependencies=protected)
     app.include_router(_fallback_router(), prefix="/fhir", dependencies=protected)
     return app

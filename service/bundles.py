@@ -42,3 +42,39 @@ def history_bundle(
             "entry": [_history_entry(v, base_url) for v in versions],
         }
     )
+
+
+def response_bundle(
+    kind: str,
+    results: Sequence[tuple[str, Stored | None, dict[str, Any] | None]],
+    base_url: str,
+    *,
+    minimal: bool,
+    moment: int,
+) -> bytes:
+    """A ``transaction-response`` or ``batch-response``: one entry per request, in order."""
+    entries = []
+    for status, stored, outcome in results:
+        entry: dict[str, Any] = {}
+        response: dict[str, Any] = {"status": status}
+        if stored is not None:
+            response["etag"] = stored.etag
+            response["lastModified"] = instant(stored.last_updated)
+            if status.startswith("201"):
+                response["location"] = f"{stored.reference}/_history/{stored.version}"
+            if not stored.deleted:
+                entry["fullUrl"] = f"{base_url}/{stored.reference}"
+                if not minimal:
+                    entry["resource"] = orjson.Fragment(stored.content)
+        if outcome is not None:
+            response["outcome"] = outcome
+        entry["response"] = response
+        entries.append(entry)
+    return orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": f"{kind}-response",
+            "meta": {"lastUpdated": instant(moment)},
+            "entry": entries,
+        }
+    )

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.conformance import capability_resources, operation_entries
 from service.registry import RESOURCE_TYPES, SYSTEM_INTERACTIONS, ResourceType
+from service.search.controls import include_values, revinclude_values
+from service.search.criteria import COMMON_PARAMETERS
 from service.search.parameters import PROJECT_CANONICAL
+from service.settings import built_in_issuer
 
 SOFTWARE_VERSION = "0.1.0"
 _INTERACTION_CODES = {
@@ -43,8 +47,37 @@ def _resource(rtype: ResourceType) -> dict[str, Any]:
                 "type": p.type,
                 "documentation": p.description,
             }
-            for p in rtype.search_params
+            for p in (*COMMON_PARAMETERS.values(), *rtype.search_params)
         ],
+        "searchInclude": include_values(rtype.name),
+        "searchRevInclude": revinclude_values(rtype.name),
+    } | ({"operation": ops} if (ops := operation_entries(rtype.name)) else {})
+
+
+def _security(base_url: str) -> dict[str, Any]:
+    """SMART on FHIR security: https://hl7.org/fhir/smart-app-launch/conformance.html"""
+    issuer = built_in_issuer(base_url)
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 bearer tokens with SMART scopes (v1 and v2)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": f"{issuer}/token"}],
+            }
+        ],
+        "description": "Bearer access tokens from the built-in authorization server or a "
+        "trusted identity provider; see /fhir/.well-known/smart-configuration",
     }
 
 
@@ -69,8 +102,13 @@ def capability_statement(base_url: str, moment: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "resource": [_resource(r) for r in RESOURCE_TYPES.values()],
+                "resource": [
+                    *(_resource(r) for r in RESOURCE_TYPES.values()),
+                    *capability_resources(),
+                ],
                 "interaction": [{"code": i} for i in SYSTEM_INTERACTIONS],
+                "security": _security(base_url),
+                "operation": operation_entries(None),
             }
         ],
     }

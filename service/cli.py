@@ -1,4 +1,5 @@
-"""The ``keyworker`` console script: serve, migrate, load demo data, export OpenAPI."""
+"""The ``keyworker`` console script: serve, migrate, load demo data, export OpenAPI, and
+administer the built-in authorization server (clients, signing keys)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,13 @@ def _export_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from service.assignment_import import run_import
+
+    text = Path(args.file).read_text(encoding="utf-8")
+    return asyncio.run(run_import(Settings(), text, skip_bad_rows=args.skip_bad_rows))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="keyworker", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -103,9 +111,22 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_load_demo)
 
+    importer = commands.add_parser(
+        "import", help="create or update keyworking assignments from a CSV file"
+    )
+    importer.add_argument("file", help="CSV, one row per assignment (see examples/)")
+    importer.add_argument(
+        "--skip-bad-rows", action="store_true", help="import the good rows of a file with bad ones"
+    )
+    importer.set_defaults(run=_import)
+
     export = commands.add_parser("export-openapi", help="write the OpenAPI document")
     export.add_argument("path", nargs="?", default=str(DEFAULT_OPENAPI_PATH))
     export.set_defaults(run=_export_openapi)
+
+    from service.auth.commands import add_commands
+
+    add_commands(commands)
     return root
 
 

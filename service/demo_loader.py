@@ -7,9 +7,9 @@ import datetime
 from sqlalchemy import select
 
 from fhir_mappings.demo import demo_resources
+from service.composition import build_interactions
 from service.db.engine import Database
 from service.db.tables import resource
-from service.interactions import Interactions
 from service.settings import Settings
 
 
@@ -21,7 +21,7 @@ async def load_demo(settings: Settings, *, only_if_empty: bool = False) -> int |
             async with database.read() as connection:
                 if await connection.scalar(select(resource.c.pk).limit(1)) is not None:
                     return None
-        interactions = Interactions(database, settings.fhir_base_url)
+        interactions = build_interactions(settings, database)
         loaded = 0
         for body in demo_resources(datetime.date.today()):
             await interactions.update(body["resourceType"], body["id"], body)

@@ -11,8 +11,9 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -59,10 +60,23 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass
+class Transaction:
+    """One bundle's database transaction, shared by all of its entries.
+
+    ``pending`` holds the resources the bundle creates, so an entry may reference one that a
+    later entry writes: R4 resolves a transaction's references as a whole.
+    """
+
+    connection: AsyncConnection
+    pending: set[tuple[str, str]] = field(default_factory=set)
+
+
 @dataclass(frozen=True)
 class Outcome:
     stored: Stored
     created: bool
+    changed: bool = True  # False when the write matched what was stored (no new version)
 
 
 class Interactions:
@@ -83,8 +97,10 @@ class Interactions:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def read(self, resource_type: str, resource_id: str) -> Stored:
-        async with self.database.read() as connection:
+    async def read(
+        self, resource_type: str, resource_id: str, *, within: Transaction | None = None
+    ) -> Stored:
+        async with self._reading(within) as connection:
             found = await repository.current(connection, resource_type, resource_id)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -104,10 +120,17 @@ class Interactions:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         return found[1]
 
-    async def vread(self, resource_type: str, resource_id: str, version: str) -> Stored:
+    async def vread(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: str,
+        *,
+        within: Transaction | None = None,
+    ) -> Stored:
         if not version.isdigit():
             raise NotFound(f"Version '{version}' of {resource_type}/{resource_id} is not known")
-        async with self.database.read() as connection:
+        async with self._reading(within) as connection:
             stored = await repository.version(connection, resource_type, resource_id, int(version))
         if stored is None:
             raise NotFound(f"Version {version} of {resource_type}/{resource_id} is not known")
@@ -122,23 +145,25 @@ class Interactions:
     # -- writes --------------------------------------------------------------------------
 
     async def create(
-        self, resource_type: str, body: dict[str, Any], *, if_none_exist: str | None = None
+        self,
+        resource_type: str,
+        body: dict[str, Any],
+        *,
+        if_none_exist: str | None = None,
+        assigned_id: str | None = None,
+        within: Transaction | None = None,
     ) -> Outcome:
         # "If an id is provided, the server SHALL ignore it" (R4 http.html#create): drop it
         # before validating, so a malformed client id cannot refuse the create either.
         body = {k: v for k, v in body.items() if k != "id"}
         sites = self._validated(resource_type, body, None)
-        async with self.database.write() as connection:
+        async with self._writing(within) as connection:
             if if_none_exist is not None:
-                matches = await self._matching(connection, resource_type, if_none_exist)
-                if len(matches) > 1:
-                    raise PreconditionFailed(
-                        f"If-None-Exist '{if_none_exist}' matches {len(matches)} resources"
-                    )
-                if matches:
-                    return Outcome(matches[0][1], created=False)
-            resource_id = self.ids()
-            await self._check_references(connection, resource_type, resource_id, sites)
+                match = await self.single_match(connection, resource_type, if_none_exist)
+                if match is not None:
+                    return Outcome(match[1], created=False, changed=False)
+            resource_id = assigned_id or self.ids()
+            await self._check_references(connection, resource_type, resource_id, sites, within)
             stored = await self._save(connection, resource_type, resource_id, body, None, "POST")
         return Outcome(stored, created=True)
 
@@ -149,27 +174,30 @@ class Interactions:
         body: dict[str, Any],
         *,
         if_match: int | None = None,
+        within: Transaction | None = None,
     ) -> Outcome:
         sites = self._validated(resource_type, body, resource_id)
-        async with self.database.write() as connection:
+        async with self._writing(within) as connection:
             previous = await repository.current(connection, resource_type, resource_id, lock=True)
             return await self._update_locked(
-                connection, resource_type, resource_id, body, sites, previous, if_match
+                connection, resource_type, resource_id, body, sites, previous, if_match, within
             )
 
     async def conditional_update(
-        self, resource_type: str, query: str, body: dict[str, Any], *, if_match: int | None
+        self,
+        resource_type: str,
+        query: str,
+        body: dict[str, Any],
+        *,
+        if_match: int | None,
+        within: Transaction | None = None,
     ) -> Outcome:
         body_id = body.get("id")
         sites = self._validated(resource_type, body, body_id if isinstance(body_id, str) else None)
-        async with self.database.write() as connection:
-            matches = await self._matching(connection, resource_type, query)
-            if len(matches) > 1:
-                raise PreconditionFailed(
-                    f"Conditional update '{query}' matches {len(matches)} resources"
-                )
-            if matches:
-                target = matches[0][1].id
+        async with self._writing(within) as connection:
+            match = await self.single_match(connection, resource_type, query)
+            if match is not None:
+                target = match[1].id
                 if isinstance(body_id, str) and body_id != target:
                     raise BadRequest(
                         f"The body's id '{body_id}' is not the matching resource's id '{target}'",
@@ -178,7 +206,7 @@ class Interactions:
             else:
                 target = body_id if isinstance(body_id, str) else self.ids()
             previous = await repository.current(connection, resource_type, target, lock=True)
-            if not matches and previous is not None and not previous[1].deleted:
+            if match is None and previous is not None and not previous[1].deleted:
                 # No match plus the id of a live resource is update-as-create only in name:
                 # it would overwrite a resource the criteria say is not the one meant.
                 raise Conflict(
@@ -186,7 +214,7 @@ class Interactions:
                     expression=(f"{resource_type}.id",),
                 )
             return await self._update_locked(
-                connection, resource_type, target, body, sites, previous, if_match
+                connection, resource_type, target, body, sites, previous, if_match, within
             )
 
     async def patch(
@@ -196,10 +224,11 @@ class Interactions:
         operations: Any,
         *,
         if_match: int | None = None,
+        within: Transaction | None = None,
     ) -> Outcome:
         if not isinstance(operations, list):
             raise BadRequest("A JSON Patch document is an array of operations", code="structure")
-        async with self.database.write() as connection:
+        async with self._writing(within) as connection:
             previous = await repository.current(connection, resource_type, resource_id, lock=True)
             if previous is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -222,13 +251,18 @@ class Interactions:
                 raise Unprocessable("The patch does not leave a resource", code="processing")
             sites = self._validated(resource_type, patched, resource_id)
             return await self._update_locked(
-                connection, resource_type, resource_id, patched, sites, previous, if_match
+                connection, resource_type, resource_id, patched, sites, previous, if_match, within
             )
 
     async def delete(
-        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        if_match: int | None = None,
+        within: Transaction | None = None,
     ) -> Stored | None:
-        async with self.database.write() as connection:
+        async with self._writing(within) as connection:
             previous = await repository.current(connection, resource_type, resource_id, lock=True)
             if previous is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -237,18 +271,34 @@ class Interactions:
                 return None
             return await self._delete_locked(connection, previous)
 
-    async def conditional_delete(self, resource_type: str, query: str) -> Stored | None:
-        async with self.database.write() as connection:
-            matches = await self._matching(connection, resource_type, query)
-            if len(matches) > 1:
-                raise PreconditionFailed(
-                    f"Conditional delete '{query}' matches {len(matches)} resources"
-                )
-            if not matches:
+    async def conditional_delete(
+        self, resource_type: str, query: str, *, within: Transaction | None = None
+    ) -> Stored | None:
+        async with self._writing(within) as connection:
+            match = await self.single_match(connection, resource_type, query)
+            if match is None:
                 return None
-            return await self._delete_locked(connection, matches[0])
+            return await self._delete_locked(connection, match)
 
     # -- internals -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _reading(self, within: Transaction | None) -> AsyncIterator[AsyncConnection]:
+        """Inside a bundle, reads see the bundle's own writes."""
+        if within is not None:
+            yield within.connection
+            return
+        async with self.database.read() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _writing(self, within: Transaction | None) -> AsyncIterator[AsyncConnection]:
+        """The bundle's transaction when inside one, else a write transaction of its own."""
+        if within is not None:
+            yield within.connection
+            return
+        async with self.database.write() as connection:
+            yield connection
 
     def _validated(
         self, resource_type: str, body: dict[str, Any], resource_id: str | None
@@ -284,6 +334,7 @@ class Interactions:
         sites: list[model.ReferenceSite],
         previous: tuple[int, Stored] | None,
         if_match: int | None,
+        within: Transaction | None,
     ) -> Outcome:
         if previous is None:
             if if_match is not None:
@@ -294,8 +345,8 @@ class Interactions:
         else:
             self._check_version(previous[1], if_match)
             if not previous[1].deleted and _same_content(previous[1].content, body, resource_id):
-                return Outcome(previous[1], created=False)
-        await self._check_references(connection, resource_type, resource_id, sites)
+                return Outcome(previous[1], created=False, changed=False)
+        await self._check_references(connection, resource_type, resource_id, sites, within)
         created = previous is None or previous[1].deleted
         stored = await self._save(connection, resource_type, resource_id, body, previous, "PUT")
         return Outcome(stored, created=created)
@@ -363,7 +414,18 @@ class Interactions:
         await self._after_write(connection, Written(deleted, None, stored))
         return deleted
 
-    async def _matching(
+    async def single_match(
+        self, connection: AsyncConnection, resource_type: str, query: str
+    ) -> tuple[int, Stored] | None:
+        """The one resource conditional criteria name, None for none; 412 for several."""
+        matches = await self.matching(connection, resource_type, query)
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"'{resource_type}?{query}' matches {len(matches)} resources; expected one"
+            )
+        return matches[0] if matches else None
+
+    async def matching(
         self, connection: AsyncConnection, resource_type: str, query: str
     ) -> list[tuple[int, Stored]]:
         """At most two current resources matching conditional criteria (two proves 'many').
@@ -411,6 +473,7 @@ class Interactions:
         resource_type: str,
         resource_id: str,
         sites: list[model.ReferenceSite],
+        within: Transaction | None,
     ) -> None:
         issues: list[Issue] = []
         wanted: dict[tuple[str, str], model.ReferenceSite] = {}
@@ -445,6 +508,8 @@ class Interactions:
             elif (target_type, target_id) != (resource_type, resource_id):
                 wanted[(target_type, target_id)] = site
         found = await repository.existing(connection, wanted)
+        if within is not None:
+            found |= within.pending  # created later in the same bundle
         for key, site in wanted.items():
             if key not in found:
                 issues.append(_ref_issue(site, f"'{site.reference}' does not resolve"))

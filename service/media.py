@@ -62,8 +62,8 @@ def fhir_response(
     return Response(content, status, headers, media_type=f"{media}; charset=utf-8")
 
 
-async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> Any:
-    """The parsed JSON body, refusing other media types (415), size (413) and bad JSON (400)."""
+async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> bytes:
+    """The raw body, refusing other media types (415) and bodies over the limit (413)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in accepted:
         raise UnsupportedMediaType(
@@ -79,8 +79,14 @@ async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...])
         if size > max_bytes:
             raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> Any:
+    """The parsed JSON body; 400 when it is not JSON."""
+    raw = await read_bytes(request, max_bytes, accepted)
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"The body is not valid JSON: {error}", code="structure") from error
 

@@ -8,12 +8,14 @@ Interaction names are FHIR's own: https://hl7.org/fhir/R4/http.html
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from fhir_mappings.keyworking import definitions
 from service.search.parameters import SEARCH_PARAMETERS, SearchParam
 
 INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
 TYPE_INTERACTIONS = ("create", "search-type", "history-type")
-SYSTEM_INTERACTIONS = ("history-system",)
+SYSTEM_INTERACTIONS = ("history-system", "transaction", "batch")
 
 
 @dataclass(frozen=True)
@@ -40,5 +42,99 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
         "PractitionerRole",
         "Organization",
         "RelatedPerson",
+    )
+}
+RECORD_INTERACTIONS = ("read", "vread", "history-instance", "search-type", "history-type")
+
+
+def _server_written(name: str) -> ResourceType:
+    """A type only the server writes (``service.audit``): read and search through the API,
+    and a change or deletion is 405."""
+    return ResourceType(
+        name,
+        f"http://hl7.org/fhir/StructureDefinition/{name}",
+        RECORD_INTERACTIONS,
+        conditional_create=False,
+        conditional_update=False,
+        conditional_delete=False,
+    )
+
+
+RESOURCE_TYPES.update((name, _server_written(name)) for name in ("Provenance", "AuditEvent"))
+
+
+# -- operations --------------------------------------------------------------------------------
+# https://hl7.org/fhir/R4/operations.html
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A FHIR operation served here: its code, where it lives, and what access it needs."""
+
+    code: str
+    method: str
+    definition: dict[str, Any]  # the OperationDefinition resource
+    resource: str | None = None  # None: a system-level operation
+    instance: bool = False
+    # (resource type, action) pairs the caller's access must allow, every one of them
+    requires: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def path(self) -> str:
+        """The route under the FHIR base (``$`` literal)."""
+        if self.resource is None:
+            return f"/${self.code}"
+        if self.instance:
+            return f"/{self.resource}/{{id}}/${self.code}"
+        return f"/{self.resource}/${self.code}"
+
+    @property
+    def canonical(self) -> str:
+        return str(self.definition["url"])
+
+
+# What a CSV import creates or updates, in the order its transaction writes them.
+_IMPORTED_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Patient", "CareTeam")
+
+OPERATIONS: dict[str, Operation] = {
+    op.code: op
+    for op in (
+        Operation(
+            "accountable",
+            "GET",
+            definitions.ACCOUNTABLE,
+            "CareTeam",
+            requires=(("CareTeam", "read"), ("PractitionerRole", "read")),
+        ),
+        Operation(
+            "handover",
+            "POST",
+            definitions.HANDOVER,
+            "CareTeam",
+            instance=True,
+            requires=(("CareTeam", "read"), ("CareTeam", "update")),
+        ),
+        Operation(
+            "accountability-gaps",
+            "GET",
+            definitions.GAPS,
+            requires=(("CareTeam", "search"), ("CarePlan", "search"), ("Patient", "search")),
+        ),
+        Operation(
+            "import-assignments",
+            "POST",
+            definitions.IMPORT_ASSIGNMENTS,
+            requires=tuple(
+                (rtype, action) for rtype in _IMPORTED_TYPES for action in ("create", "update")
+            ),
+        ),
+        Operation(
+            "caseload",
+            "GET",
+            definitions.CASELOAD,
+            "Organization",
+            instance=True,
+            requires=(("Organization", "read"), ("CareTeam", "search")),
+        ),
     )
 }

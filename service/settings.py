@@ -27,6 +27,11 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def built_in_issuer(fhir_base_url: str) -> str:
+    """The built-in authorization server's issuer: ``/auth`` beside ``/fhir``."""
+    return fhir_base_url.removesuffix("/fhir") + "/auth"
+
+
 class Settings(BaseSettings):
     """Every knob the service has; the README lists them with their environment names."""
 
@@ -43,11 +48,37 @@ class Settings(BaseSettings):
         description="The FHIR base URL clients see (behind a proxy); default http://HOST:PORT/fhir",
     )
     max_body_bytes: int = 16 * 1024 * 1024
+    max_bundle_entries: int = 5000
     default_page_size: int = 50
     max_page_size: int = 1000
+    # Search is refused (400 too-costly) past these, so no query runs unbounded.
+    search_max_parameters: int = 50
+    search_max_values: int = 200
+    search_max_value_length: int = 1024
+    search_max_includes: int = 10
+    search_max_included: int = 1000
+    search_timeout_ms: int = 10_000  # PostgreSQL cancels a longer search statement
     insecure_no_auth: bool = False
+    trusted_issuers: str = Field(
+        default="",
+        description="Comma-separated external issuer URLs; the built-in issuer is always trusted",
+    )
+    audience: str | None = Field(
+        default=None, description="The aud access tokens must carry; default the FHIR base URL"
+    )
+    token_algorithms: str = "RS256,RS384,RS512,ES256,ES384"
+    signing_key_file: Path | None = Field(
+        default=None, description="A private JWK file to sign with instead of database keys"
+    )
+    jwks_min_refresh_seconds: float = 30.0
     log_level: str = "INFO"
     db_pool_size: int = 10
+    caseload_limit: int = Field(
+        default=25, description="Key worker caseload above which $accountability-gaps flags it"
+    )
+    gaps_within_days: int = Field(
+        default=28, description="Default $accountability-gaps window for assignments ending"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -59,6 +90,18 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}/fhir"
+
+    @property
+    def auth_issuer(self) -> str:
+        return built_in_issuer(self.fhir_base_url)
+
+    @property
+    def token_audience(self) -> str:
+        return self.audience or self.fhir_base_url
+
+    @property
+    def external_issuers(self) -> list[str]:
+        return [i.strip() for i in self.trusted_issuers.split(",") if i.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -187,3 +187,12 @@ def db_state(database_url: str) -> Callable[[], Awaitable[dict[str, int]]]:
             await engine.dispose()
 
     return state
+
+
+@pytest.fixture
+def app_state(client: httpx.AsyncClient) -> Any:
+    """The state of the app behind ``client`` (its Interactions, settings), for tests that
+    drive the service below HTTP, as the CLI does."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    return transport.app.state  # type: ignore[attr-defined]

@@ -174,3 +174,72 @@ used_assertion = Table(
     Column("expires", BigInteger, nullable=False),
     Index(None, "expires"),
 )
+
+# -- the keyworking projection (fhir_mappings.keyworking.projection) ------------------------
+# Derived on write from CareTeam, PractitionerRole, Patient and CarePlan, in the write's
+# transaction; the keyworking operations read these and never scan resources. Periods are
+# half-open [starts, ends) in epoch microseconds, NULL for an open bound.
+
+kw_assignment = Table(
+    "kw_assignment",
+    metadata,
+    Column("pk", BigPk, primary_key=True, autoincrement=True),
+    Column("care_team", String(64), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("patient", String(512), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("member", String(512), nullable=False),
+    Column("member_display", String(512), nullable=True),
+    Column("organization", String(512), nullable=True),
+    Column("starts", BigInteger, nullable=True),
+    Column("ends", BigInteger, nullable=True),
+    Column("team_active", Boolean, nullable=False),
+    Column("role_concepts", LargeBinary, nullable=False),
+    Index(None, "patient", "role"),
+    Index(None, "care_team"),
+    Index(None, "member"),
+)
+
+kw_role = Table(
+    "kw_role",
+    metadata,
+    Column("reference", String(512), primary_key=True),
+    Column("practitioner", String(512), nullable=True),
+    Column("organization", String(512), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("display", String(512), nullable=True),
+    Column("organization_display", String(512), nullable=True),
+    Column("telecom", LargeBinary, nullable=False),
+    Column("leave", LargeBinary, nullable=False),
+    Index(None, "practitioner"),
+    Index(None, "organization"),
+)
+
+kw_patient = Table(
+    "kw_patient",
+    metadata,
+    Column("reference", String(512), primary_key=True),
+    Column("display", String(512), nullable=True),
+    Column("organization", String(512), nullable=True),
+    Index(None, "organization"),
+)
+
+kw_patient_identifier = Table(
+    "kw_patient_identifier",
+    metadata,
+    Column("patient", String(512), ForeignKey("kw_patient.reference"), nullable=False),
+    Column("identifier", String(1024), nullable=False),
+    Index(None, "identifier"),
+    Index(None, "patient"),
+)
+
+kw_plan = Table(
+    "kw_plan",
+    metadata,
+    Column("care_plan", String(64), primary_key=True),
+    Column("patient", String(512), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("review_due", BigInteger, nullable=True),
+    Column("unperformed", String(1024), nullable=False),
+    Index(None, "patient"),
+)

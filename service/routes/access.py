@@ -1,37 +1,164 @@
-"""Who may call the FHIR endpoints.
+"""Who may call the FHIR endpoints, and what each interaction needs.
 
 Secure by default: without a validated bearer token nothing under ``/fhir`` (but the
-CapabilityStatement) is served. Token validation lives with the authorization work; until an
-issuer is configured every request is refused with 401. The operator's explicit
-``--insecure-no-auth`` development mode switches checking off and is announced in the log at
-start and in a header on every response.
+CapabilityStatement and the SMART configuration) is served. The dependency validates the
+token (``service.auth.tokens``), turns its scopes into an ``Access``, leaves it on
+``request.state.access`` and in ``current_access`` (for the write guard), names the caller
+in ``write_context`` (for Provenance), and checks the route's interaction:
+
+* read, vread, history-instance need read rights, and a restricted token (``patient/``
+  scope, v2 query restriction) may only read records inside its restriction (else 403);
+* search and history need search rights; type history cannot apply restrictions, so a
+  restricted token is refused it (search instead), and system history needs
+  unrestricted search rights on every type;
+* create, update, patch, delete need the matching write rights; the write guard then
+  checks, inside the transaction, the version replaced and the version stored.
+
+Routes the registry does not generate (operations) call ``require`` with what they need.
+The operator's explicit ``--insecure-no-auth`` development mode switches checking off and is
+announced in the log at start and in a header on every response.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Depends
 from starlette.requests import Request
 
-from service.errors import Unauthorized
+from service.auth.access import FULL_ACCESS, Access, current_access
+from service.auth.records import record_matches
+from service.auth.tokens import InvalidToken
+from service.errors import Forbidden, Unauthorized
+from service.interactions import Interactions
 from service.settings import Settings
+from service.write_hooks import WriteContext, write_context
 
 INSECURE_HEADER = "X-Keyworker-Insecure"
+PROVENANCE_HEADER = "X-Provenance"
+
+# FHIR interaction (as the registry names routes) -> the SMART action it needs.
+ACTION_OF = {
+    "read": "read",
+    "vread": "read",
+    "history-instance": "read",
+    "search-type": "search",
+    "search-post": "search",
+    "history-type": "search",
+    "create": "create",
+    "update": "update",
+    "conditional-update": "update",
+    "patch": "update",
+    "delete": "delete",
+    "conditional-delete": "delete",
+}
+_INSTANCE_READS = ("read", "vread", "history-instance")
+
+
+def _challenge(description: str) -> Unauthorized:
+    quoted = description.replace("\\", "").replace('"', "'")
+    return Unauthorized(
+        description,
+        headers={
+            "WWW-Authenticate": (
+                f'Bearer realm="keyworker", error="invalid_token", error_description="{quoted}"'
+            )
+        },
+    )
+
+
+def access_of(claims: dict[str, Any]) -> Access:
+    """An ``Access`` from verified claims (``scope``, or Azure AD's ``scp``/``roles``)."""
+    scopes = claims.get("scope") or claims.get("scp") or claims.get("roles") or ""
+    if isinstance(scopes, list):
+        scopes = " ".join(str(s) for s in scopes)
+    client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub")
+    user = claims.get("fhirUser")
+    patient = claims.get("patient")
+    return Access.from_scopes(
+        str(scopes),
+        client_id=str(client_id) if client_id else None,
+        user=str(user) if user else None,
+        patient=str(patient) if patient else None,
+    )
+
+
+def route_interaction(request: Request) -> tuple[str | None, str | None]:
+    """(resource type, interaction) of a route the registry generated (else Nones).
+
+    Generated routes carry ``operation_id = f"{interaction}_{Type}"`` (dashes as
+    underscores); system history is ``history_system``.
+    """
+    route = request.scope.get("route")
+    operation = getattr(route, "operation_id", None) or ""
+    if operation == "history_system":
+        return None, "history-system"
+    interaction, _, resource_type = operation.rpartition("_")
+    interaction = interaction.replace("_", "-")
+    if interaction not in ACTION_OF or not resource_type[:1].isupper():
+        return None, None
+    return resource_type, interaction
+
+
+def require(request: Request, resource_type: str, action: str) -> Access:
+    """Refuse (403) unless the caller may ``action`` on ``resource_type``; the Access."""
+    access: Access = getattr(request.state, "access", None) or current_access.get()
+    if not access.allows(resource_type, action):
+        raise Forbidden(f"The access token does not allow {action} on {resource_type}")
+    return access
+
+
+async def _check_record(request: Request, access: Access, resource_type: str) -> None:
+    """A restricted token may read one record only when it lies inside its restriction."""
+    alternatives = access.alternatives(resource_type, "read")
+    if () in alternatives:
+        return
+    service: Interactions = request.app.state.interactions
+    resource_id = request.path_params["id"]
+    stored = await service.read_any(resource_type, resource_id)
+    if stored.deleted:
+        return  # the handler answers 410 (or the version), which carries no data
+    body = orjson.loads(stored.content)
+    if not record_matches(resource_type, resource_id, body, alternatives, service.base_url):
+        raise Forbidden(f"The access token does not cover {resource_type}/{resource_id}")
+
+
+async def _authorise(request: Request, access: Access) -> None:
+    resource_type, interaction = route_interaction(request)
+    request.state.interaction = interaction
+    if interaction == "history-system":
+        if not access.covers_all("search"):
+            raise Forbidden("System history needs unrestricted read rights on every type")
+        return
+    if resource_type is None or interaction is None:
+        return  # an operation (calls ``require``) or the fallback (answers 404/405)
+    require(request, resource_type, ACTION_OF[interaction])
+    if interaction == "history-type" and () not in access.alternatives(resource_type, "search"):
+        raise Forbidden("Type history cannot apply this token's restrictions; use search")
+    if interaction in _INSTANCE_READS:
+        await _check_record(request, access, resource_type)
 
 
 def access_dependency(settings: Settings) -> Any:
     async def require_token(request: Request) -> None:
+        reason = request.headers.get(PROVENANCE_HEADER)
         if settings.insecure_no_auth:
+            request.state.access = FULL_ACCESS
+            current_access.set(FULL_ACCESS)
+            write_context.set(WriteContext(reason=reason))
             return
-        if not request.headers.get("authorization", "").lower().startswith("bearer "):
-            raise Unauthorized(
-                "A bearer access token is required",
-                headers={"WWW-Authenticate": 'Bearer realm="keyworker", error="invalid_token"'},
-            )
-        raise Unauthorized(
-            "The access token cannot be validated: no trusted issuer is configured",
-            headers={"WWW-Authenticate": 'Bearer realm="keyworker", error="invalid_token"'},
-        )
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _challenge("A bearer access token is required")
+        try:
+            claims = await request.app.state.auth.validator.validate(token.strip())
+        except InvalidToken as error:
+            raise _challenge(str(error)) from error
+        access = access_of(claims)
+        request.state.access = access
+        current_access.set(access)
+        write_context.set(WriteContext(agent=access.client_id, user=access.user, reason=reason))
+        await _authorise(request, access)
 
     return Depends(require_token)

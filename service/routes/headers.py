@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from email.utils import format_datetime
 
 import orjson
@@ -10,22 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_mappings.issues import Issue
-from service.errors import BadRequest, operation_outcome
+from service.errors import operation_outcome
 from service.media import fhir_response
 from service.search.dates import from_us
-from service.storage.repository import Stored
-
-_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+from service.storage.repository import Stored, parse_etag
 
 
 def if_match(request: Request) -> int | None:
     value = request.headers.get("if-match")
     if value is None:
         return None
-    match = _ETAG.match(value.strip())
-    if match is None:
-        raise BadRequest(f"If-Match '{value}' is not a version ETag such as W/\"3\"")
-    return int(match.group(1))
+    return parse_etag(value)
 
 
 def version_headers(stored: Stored) -> dict[str, str]:

@@ -1,30 +1,39 @@
 """Type-level search (GET ``/Type`` and POST ``/Type/_search``) returning searchset Bundles.
 
+This module only translates: it parses the request (criteria, result parameters, cursor,
+``Prefer: handling``), asks ``service.search`` for a page, its total and its includes, and
+assembles the Bundle. Every search is ANDed with the caller's access restrictions
+(``request.state.access``), and so is every included resource.
 https://hl7.org/fhir/R4/search.html
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
+from sqlalchemy import ColumnElement
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_mappings.issues import Issue
-from service.errors import BadRequest, UnsupportedMediaType, operation_outcome
+from service.auth.access import FULL_ACCESS, Access
+from service.errors import BadRequest, Forbidden, UnsupportedMediaType, operation_outcome
 from service.interactions import Interactions
 from service.media import fhir_response
 from service.paging import Cursors
-from service.routes.history import page_size
 from service.search import runner
-from service.search.criteria import parse
+from service.search.controls import CONTROL_PARAMETERS, Controls, parse_controls
+from service.search.criteria import Criteria, Criterion, Limits, parse
 from service.search.dates import instant
+from service.search.includes import Found, included
+from service.search.projection import project
+from service.search.sql import where
 from service.settings import Settings
 
-# Result parameters this server acts on; any other "_x" is reported as unsupported.
-_CONTROL = {"_count", "_total", "_summary", "_cursor", "_format", "_pretty"}
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -39,6 +48,40 @@ async def search_pairs(request: Request) -> list[tuple[str, str]]:
     return pairs
 
 
+class _Scope:
+    """The caller's view: which types it may search and the criteria each search gets."""
+
+    def __init__(self, access: Access, base_url: str) -> None:
+        self.access = access
+        self.base_url = base_url
+        self._parsed: dict[str, list[Criterion]] = {}
+
+    def restrict(self, resource_type: str) -> list[Criterion] | None:
+        if not self.access.allows(resource_type, "search"):
+            return None
+        if resource_type not in self._parsed:
+            parsed = parse(resource_type, self.access.restrictions(resource_type))
+            if parsed.unknown:  # a restriction this server cannot apply: fail closed
+                return None
+            self._parsed[resource_type] = parsed.criteria
+        return self._parsed[resource_type]
+
+    def condition(self, criteria: Criteria) -> ColumnElement[bool]:
+        return where(criteria, self.base_url, self.restrict)
+
+    def visible(self, resource_type: str) -> ColumnElement[bool] | None:
+        if not self.access.allows(resource_type, "search"):
+            return None
+        return self.condition(Criteria(resource_type))
+
+
+def _unsupported(criteria: Criteria, pairs: Sequence[tuple[str, str]]) -> list[str]:
+    specials = {"_id", "_lastUpdated", *CONTROL_PARAMETERS}
+    return criteria.unknown + [
+        k for k, _ in pairs if k.startswith("_") and k not in specials and not k.startswith("_has:")
+    ]
+
+
 async def search_response(
     request: Request,
     resource_type: str,
@@ -47,64 +90,163 @@ async def search_response(
     cursors: Cursors,
 ) -> Response:
     pairs = await search_pairs(request)
-    strict = "handling=strict" in request.headers.get("prefer", "")
-    criteria = parse(resource_type, pairs)
-    unsupported = criteria.unknown + [
-        k
-        for k, _ in pairs
-        if k.startswith("_") and k not in _CONTROL and k not in ("_id", "_lastUpdated")
-    ]
-    if unsupported and strict:
+    access: Access = getattr(request.state, "access", FULL_ACCESS)
+    if not access.allows(resource_type, "search"):
+        raise Forbidden(f"This access token does not allow searching {resource_type}")
+    limits = Limits(
+        settings.search_max_parameters,
+        settings.search_max_values,
+        settings.search_max_value_length,
+    )
+    criteria = parse(resource_type, pairs, limits)
+    controls = parse_controls(
+        resource_type,
+        pairs,
+        default_count=settings.default_page_size,
+        max_count=settings.max_page_size,
+        max_includes=settings.search_max_includes,
+    )
+    unsupported = _unsupported(criteria, pairs)
+    if unsupported and "handling=strict" in request.headers.get("prefer", ""):
         raise BadRequest(
             "Unknown or unsupported search parameters: " + ", ".join(unsupported),
             code="not-supported",
         )
-    params = dict(pairs)
-    count = page_size(request, settings)
-    after = before = None
-    if "_cursor" in params:
-        position = cursors.decode(params["_cursor"])
-        if position.get("t") != resource_type:
+    position, forward = None, True
+    cursor = next((v for k, v in pairs if k == "_cursor"), None)
+    if cursor is not None:
+        token = cursors.decode(cursor)
+        if token.get("t") != resource_type or token.get("s") != controls.sort_text:
             raise BadRequest("The page cursor belongs to another search", code="value")
-        after, before = (position["k"], None) if position["d"] == "next" else (None, position["k"])
-    summary_count = params.get("_summary") == "count"
-    async with service.database.read() as connection:
-        found = (
-            runner.Page([], False)
-            if summary_count
-            else await runner.page(
-                connection, criteria, service.base_url, count=count, after=after, before=before
+        position, forward = token["k"], token["d"] == "next"
+    scope = _Scope(access, service.base_url)
+    found, matched, matches, extra, cut = await _run(
+        service, settings, scope, criteria, controls, position=position, forward=forward
+    )
+    issues = []
+    if unsupported:
+        issues.append(
+            Issue(
+                "Ignored unknown or unsupported parameters: " + ", ".join(unsupported),
+                "not-supported",
+                "warning",
             )
         )
-        matched = (
-            await runner.total(connection, criteria, service.base_url)
-            if summary_count or params.get("_total") == "accurate"
-            else None
+    if cut:
+        issues.append(
+            Issue(
+                f"Only the first {settings.search_max_included} included resources are shown",
+                "too-costly",
+                "warning",
+            )
         )
     keep = [(k, v) for k, v in pairs if k != "_cursor"]
-    url = f"{service.base_url}/{resource_type}"
+    links = _links(
+        f"{service.base_url}/{resource_type}", keep, cursors, found, controls, forward, position
+    )
+    body = _bundle(service, resource_type, matches, extra, controls, matched, links, issues)
+    return fhir_response(request, orjson.dumps(body))
+
+
+async def _run(
+    service: Interactions,
+    settings: Settings,
+    scope: _Scope,
+    criteria: Criteria,
+    controls: Controls,
+    *,
+    position: Sequence[Any] | None,
+    forward: bool,
+) -> tuple[runner.Page, int | None, list[Found], list[Found], bool]:
+    """The page (and its matches), the total if asked for, and the included resources
+    (and whether the include limit cut them)."""
+    condition = scope.condition(criteria)
+    try:
+        async with service.database.read() as connection:
+            await runner.limit_time(connection, settings.search_timeout_ms)
+            found = (
+                runner.Page([], [], [], False)
+                if controls.summary == "count"
+                else await runner.page(
+                    connection,
+                    criteria.resource_type,
+                    condition,
+                    controls.sort,
+                    count=controls.count,
+                    position=position,
+                    forward=forward,
+                )
+            )
+            matched = await runner.total(connection, condition) if controls.total else None
+            matches = [Found(pk, criteria.resource_type, i, c) for pk, i, c in found.rows]
+            extra, cut = (
+                await included(
+                    connection,
+                    controls.includes,
+                    matches,
+                    scope.visible,
+                    settings.search_max_included,
+                )
+                if controls.includes and matches
+                else ([], False)
+            )
+    except DBAPIError as error:
+        if not runner.timed_out(error):
+            raise
+        raise BadRequest(
+            f"The search ran longer than {settings.search_timeout_ms} ms; narrow it",
+            code="too-costly",
+        ) from error
+    return found, matched, matches, extra, cut
+
+
+def _links(
+    url: str,
+    keep: list[tuple[str, str]],
+    cursors: Cursors,
+    found: runner.Page,
+    controls: Controls,
+    forward: bool,
+    position: object,
+) -> dict[str, str]:
     links = {"self": f"{url}?{urlencode(keep)}".rstrip("?")}
-    if found.rows and (found.more or before is not None):
-        token = cursors.encode({"t": resource_type, "d": "next", "k": found.rows[-1][0]})
-        links["next"] = f"{url}?{urlencode([*keep, ('_cursor', token)])}"
-    if found.rows and (after is not None or (before is not None and found.more)):
-        token = cursors.encode({"t": resource_type, "d": "prev", "k": found.rows[0][0]})
-        links["previous"] = f"{url}?{urlencode([*keep, ('_cursor', token)])}"
-    entries: list[dict[str, Any]] = [
-        {
-            "fullUrl": f"{url}/{rid}",
-            "resource": orjson.Fragment(content),
-            "search": {"mode": "match"},
-        }
-        for _, rid, content in found.rows
-    ]
-    if unsupported:
-        issue = Issue(
-            "Ignored unknown or unsupported parameters: " + ", ".join(unsupported),
-            "not-supported",
-            "warning",
+
+    def at(direction: str, key: list[Any]) -> str:
+        token = cursors.encode(
+            {"t": url.rsplit("/", 1)[-1], "s": controls.sort_text, "d": direction, "k": key}
         )
-        entries.append({"resource": operation_outcome([issue]), "search": {"mode": "outcome"}})
+        return f"{url}?{urlencode([*keep, ('_cursor', token)])}"
+
+    if not found.rows:
+        return links
+    if found.more if forward else True:
+        links["next"] = at("next", found.last)
+    if (position is not None) if forward else found.more:
+        links["previous"] = at("prev", found.first)
+    return links
+
+
+def _bundle(
+    service: Interactions,
+    resource_type: str,
+    matches: list[Found],
+    extra: list[Found],
+    controls: Controls,
+    matched: int | None,
+    links: dict[str, str],
+    issues: list[Issue],
+) -> dict[str, Any]:
+    def entry(found: Found, mode: str) -> dict[str, Any]:
+        content = project(found.content, controls.summary, controls.elements)
+        return {
+            "fullUrl": f"{service.base_url}/{found.type}/{found.id}",
+            "resource": orjson.Fragment(content),
+            "search": {"mode": mode},
+        }
+
+    entries = [entry(m, "match") for m in matches] + [entry(e, "include") for e in extra]
+    if issues:
+        entries.append({"resource": operation_outcome(issues), "search": {"mode": "outcome"}})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -114,4 +256,4 @@ async def search_response(
         bundle["total"] = matched
     bundle["link"] = [{"relation": r, "url": u} for r, u in links.items()]
     bundle["entry"] = entries
-    return fhir_response(request, orjson.dumps(bundle))
+    return bundle

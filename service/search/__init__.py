@@ -1,1 +1,4 @@
-"""FHIR search: parameter definitions, index extraction, query parsing and SQL."""
+"""FHIR search: parameter definitions (``parameters``), index rows derived on write
+(``extraction``), pure parsing of criteria (``criteria``) and result parameters
+(``controls``), the one SQL builder (``sql``), keyset pages (``runner``), ``_include`` /
+``_revinclude`` (``includes``) and ``_summary``/``_elements`` (``projection``)."""

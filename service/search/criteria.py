@@ -1,9 +1,11 @@
 """Search criteria parsed from a query string: a pure function, no database.
 
-``parse`` turns ``[(name, value), ...]`` into criteria the SQL layer can run; values that
-cannot be understood are a ``BadRequest`` naming the parameter, unknown parameters are
-reported back so the caller can apply ``Prefer: handling``. Spec:
-https://hl7.org/fhir/R4/search.html
+``parse`` turns ``[(name, value), ...]`` into criteria the SQL layer can run. Every value and
+modifier is checked here, so a malformed search (a bad date or prefix, an unsupported
+modifier, a chain too deep, too many parameters) is a ``BadRequest`` naming the parameter
+before any SQL is built; unknown parameters are reported back so the caller can apply
+``Prefer: handling``. Chains and ``_has`` go one level deep, as this server promises.
+Spec: https://hl7.org/fhir/R4/search.html
 """
 
 from __future__ import annotations
@@ -14,13 +16,47 @@ from dataclasses import dataclass, field
 
 from service.errors import BadRequest
 from service.search.dates import date_range
-from service.search.parameters import SearchParam, parameter
+from service.search.parameters import SEARCH_PARAMETERS, SearchParam, parameter
 
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")
-_COMMON = {
+COMMON_PARAMETERS = {
     "_id": SearchParam("_id", "token", (), "Logical id of the resource"),
     "_lastUpdated": SearchParam("_lastUpdated", "date", (), "When the resource last changed"),
 }
+_HAS = SearchParam("_has", "special", (), "Reverse chaining: resources that point at this one")
+_MODIFIERS = {
+    "token": {"not", "text", "missing", "of-type"},
+    "string": {"exact", "contains", "missing"},
+    "date": {"missing"},
+    "reference": {"identifier", "missing"},
+    "composite": {"missing"},
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one search may ask for; past these the search is refused, not run."""
+
+    max_parameters: int = 50
+    max_values: int = 200
+    max_value_length: int = 1024
+
+
+@dataclass(frozen=True)
+class Chain:
+    """``ref.param=v``: the reference must point at a resource matching one of these
+    criteria, each parsed against one possible target type."""
+
+    targets: tuple[tuple[str, Criterion], ...]
+
+
+@dataclass(frozen=True)
+class Has:
+    """``_has:Source:ref:param=v``: some ``Source`` whose ``ref`` points here matches."""
+
+    source_type: str
+    reference: SearchParam
+    criterion: Criterion
 
 
 @dataclass(frozen=True)
@@ -30,6 +66,8 @@ class Criterion:
     param: SearchParam
     modifier: str | None
     values: tuple[str, ...]
+    chain: Chain | None = None
+    has: Has | None = None
 
 
 @dataclass
@@ -46,32 +84,136 @@ def split_values(raw: str) -> list[str]:
 
 
 def lookup(resource_type: str, name: str) -> SearchParam | None:
-    return _COMMON.get(name) or parameter(resource_type, name)
+    return COMMON_PARAMETERS.get(name) or parameter(resource_type, name)
 
 
-def parse(resource_type: str, pairs: Sequence[tuple[str, str]]) -> Criteria:
-    result = Criteria(resource_type)
+def searchable_types() -> tuple[str, ...]:
+    return tuple(SEARCH_PARAMETERS)
+
+
+def parse(
+    resource_type: str, pairs: Sequence[tuple[str, str]], limits: Limits | None = None
+) -> Criteria:
+    limits = limits or Limits()
+    if len(pairs) > limits.max_parameters:
+        raise BadRequest(
+            f"A search may have at most {limits.max_parameters} parameters", code="too-costly"
+        )
     for key, raw in pairs:
-        if key.startswith("_") and key not in _COMMON:
+        if "\x00" in key or "\x00" in raw:
+            raise BadRequest(f"Search parameter '{key!r}' contains a NUL character", code="value")
+    result = Criteria(resource_type)
+    total_values = 0
+    for key, raw in pairs:
+        if key.startswith("_") and key not in COMMON_PARAMETERS and not key.startswith("_has:"):
             continue  # result-control parameters are read by the caller
-        name, _, modifier = key.partition(":")
-        param = lookup(resource_type, name)
-        if param is None:
-            result.unknown.append(key)
-            continue
         values = tuple(split_values(raw))
+        total_values += len(values)
+        if total_values > limits.max_values:
+            raise BadRequest(
+                f"'{key}': a search may have at most {limits.max_values} values in all",
+                code="too-costly",
+            )
         for value in values:
-            _check(param, key, value)
-        result.criteria.append(Criterion(param, modifier or None, values))
+            if len(value) > limits.max_value_length:
+                raise BadRequest(f"Search parameter '{key}' has a value too long", code="value")
+        criterion = _parse_key(resource_type, key, values)
+        if criterion is None:
+            result.unknown.append(key)
+        else:
+            result.criteria.append(criterion)
     return result
 
 
-def _check(param: SearchParam, key: str, value: str) -> None:
+def _parse_key(resource_type: str, key: str, values: tuple[str, ...]) -> Criterion | None:
+    if key.startswith("_has:"):
+        return _parse_has(resource_type, key, values)
+    head, dot, rest = key.partition(".")
+    if dot:
+        return _parse_chain(resource_type, key, head, rest, values)
+    return _parse_plain(resource_type, key, values)
+
+
+def _parse_plain(resource_type: str, key: str, values: tuple[str, ...]) -> Criterion | None:
+    name, _, modifier = key.partition(":")
+    param = lookup(resource_type, name)
+    if param is None:
+        return None
+    criterion = Criterion(param, modifier or None, values)
+    _check(criterion, key)
+    return criterion
+
+
+def _parse_chain(
+    resource_type: str, key: str, head: str, rest: str, values: tuple[str, ...]
+) -> Criterion | None:
+    name, _, type_modifier = head.partition(":")
+    param = parameter(resource_type, name)
+    if param is None:
+        return None
+    if param.type != "reference":
+        raise BadRequest(f"'{key}': only reference parameters can be chained", code="value")
+    if "." in rest or rest.startswith("_has"):
+        raise BadRequest(f"'{key}': chains may be one level deep", code="too-costly")
+    if type_modifier and not param.refers_to(type_modifier):
+        raise BadRequest(f"'{key}': '{name}' cannot refer to '{type_modifier}'", code="value")
+    candidates = [type_modifier] if type_modifier else list(param.target_types())
+    targets: list[tuple[str, Criterion]] = []
+    for target in candidates:
+        if target in SEARCH_PARAMETERS and lookup(target, rest.partition(":")[0]) is not None:
+            inner = _parse_plain(target, rest, values)
+            if inner is not None:
+                targets.append((target, inner))
+    if not targets:
+        return None  # no target defines the chained parameter: unknown, as a plain one is
+    return Criterion(param, type_modifier or None, values, chain=Chain(tuple(targets)))
+
+
+def _parse_has(resource_type: str, key: str, values: tuple[str, ...]) -> Criterion | None:
+    parts = key.split(":")
+    if len(parts) < 4:
+        raise BadRequest(f"'{key}': _has takes _has:Type:reference:parameter", code="value")
+    source, ref_name, inner_key = parts[1], parts[2], ":".join(parts[3:])
+    if inner_key.startswith("_has") or "." in inner_key:
+        raise BadRequest(f"'{key}': _has may be one level deep", code="too-costly")
+    reference = parameter(source, ref_name)
+    if reference is None or reference.type != "reference":
+        raise BadRequest(f"'{key}': '{source}' has no reference parameter '{ref_name}'")
+    if not reference.refers_to(resource_type):
+        raise BadRequest(f"'{key}': '{source}.{ref_name}' cannot refer to '{resource_type}'")
+    inner = _parse_plain(source, inner_key, values)
+    if inner is None:
+        return None  # an unknown parameter of the source type: unknown, as a plain one is
+    return Criterion(_HAS, None, values, has=Has(source, reference, inner))
+
+
+def _check(criterion: Criterion, key: str) -> None:
+    param, modifier = criterion.param, criterion.modifier
+    if modifier is not None:
+        allowed = _MODIFIERS.get(param.type, set()) if not param.name.startswith("_") else set()
+        if param.type == "reference":
+            allowed = allowed | set(param.target_types())
+        if modifier == "of-type" and param.name != "identifier":
+            allowed = set()
+        if modifier not in allowed:
+            raise BadRequest(f"Modifier ':{modifier}' is not supported on '{key}'", code="value")
+    for value in criterion.values:
+        _check_value(param, modifier, key, value)
+
+
+def _check_value(param: SearchParam, modifier: str | None, key: str, value: str) -> None:
     if value == "":
         raise BadRequest(f"Search parameter '{key}' has an empty value", code="value")
-    if param.type == "date":
+    if modifier == "missing":
+        if value not in ("true", "false") or "," in value:
+            raise BadRequest(f"'{key}' takes true or false", code="value")
+    elif param.type == "date":
         body = value[2:] if value[:2] in DATE_PREFIXES else value
         try:
             date_range(body)
         except ValueError as error:
             raise BadRequest(f"Search parameter '{key}': {error}", code="value") from error
+    elif modifier == "of-type" and len(value.split("|")) != 3:
+        raise BadRequest(f"'{key}' takes system|code|value", code="value")
+    elif param.type == "composite" and "$" not in value:
+        raise BadRequest(f"'{key}' takes member$role", code="value")

@@ -55,6 +55,15 @@ def date_range(text: str) -> tuple[int, int]:
         sign = 1 if zone[0] == "+" else -1
         tz = timezone(timedelta(minutes=sign * (int(zone[1:3]) * 60 + int(zone[4:6]))))
     start = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    try:
+        end = _end(start, parts, fraction)
+    except (OverflowError, ValueError):  # nothing follows the year 9999
+        return to_us(start), MAX_US
+    return to_us(start), min(to_us(end) - 1, MAX_US)
+
+
+def _end(start: datetime, parts: dict[str, str | None], fraction: str) -> datetime:
+    """The first instant after the precision ``parts`` gives ``start``."""
     if fraction:
         end = start + timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
     elif parts["second"]:
@@ -68,5 +77,5 @@ def date_range(text: str) -> tuple[int, int]:
     elif parts["month"]:
         end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
     else:
-        end = start.replace(year=year + 1) if year < 9999 else start.replace(month=12, day=31)
-    return to_us(start), min(to_us(end) - 1, MAX_US)
+        end = start.replace(year=start.year + 1)
+    return end

@@ -17,7 +17,11 @@ from service.search.parameters import SEARCH_PARAMETERS, SearchParam
 
 Row = dict[str, Any]
 _MAX_TEXT = 255
-_RELATIVE = re.compile(r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})$")
+# A versioned reference (Provenance.target: ``CareTeam/x/_history/2``) indexes as its resource.
+_RELATIVE = re.compile(
+    r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})"
+    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+)
 _STRING_PARTS = [
     "text",
     "family",

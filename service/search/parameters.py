@@ -9,6 +9,7 @@ published for the custom ones. R4 definitions: https://hl7.org/fhir/R4/searchpar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PROJECT_CANONICAL = "https://keyworker-fhir.org/fhir"
 
@@ -33,9 +34,19 @@ class SearchParam:
     custom: bool = False
 
     def url(self, resource_type: str) -> str:
+        if self.name.startswith("_"):  # defined once for every resource type
+            return f"http://hl7.org/fhir/SearchParameter/Resource-{self.name[1:]}"
         if self.custom:
             return f"{PROJECT_CANONICAL}/SearchParameter/{resource_type}-{self.name}"
         return f"http://hl7.org/fhir/SearchParameter/{resource_type}-{self.name}"
+
+    def refers_to(self, resource_type: str) -> bool:
+        """Whether this reference parameter can point at ``resource_type`` (no targets: any)."""
+        return not self.targets or resource_type in self.targets
+
+    def target_types(self) -> tuple[str, ...]:
+        """The registered types this reference parameter can point at."""
+        return tuple(t for t in SEARCH_PARAMETERS if self.refers_to(t))
 
     def expression(self, resource_type: str) -> str:
         return " | ".join(f"{resource_type}.{p.replace('[x]', '')}" for p in self.paths)
@@ -154,6 +165,21 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         _str("name", "name", "Any part of a name"),
         _tok("relationship", "relationship", "Relationship to the patient"),
     ),
+    # Server-written records (service.audit): https://hl7.org/fhir/R4/provenance.html#search
+    # and https://hl7.org/fhir/R4/auditevent.html#search
+    "Provenance": (
+        SearchParam("target", "reference", ("target",), "The resource version(s) recorded"),
+        _ref("patient", "target", "Patient", "Target reference(s) that are a Patient"),
+        _ref("agent", "agent.who", _MEMBERS + " Device", "Who participated"),
+        _date("recorded", "recorded", "When the activity was recorded"),
+    ),
+    "AuditEvent": (
+        _ref("patient", "entity.what", "Patient", "A patient the event is about"),
+        _ref("agent", "agent.who", _MEMBERS + " Device", "Who participated"),
+        _date("date", "recorded", "Time when the event was recorded"),
+        SearchParam("entity", "reference", ("entity.what",), "Specific instance of resource"),
+        _tok("type", "type", "Type/identifier of event"),
+    ),
 }
 
 
@@ -162,3 +188,48 @@ def parameter(resource_type: str, name: str) -> SearchParam | None:
         if param.name == name:
             return param
     return None
+
+
+def search_parameter_resources() -> list[dict[str, Any]]:
+    """R4 SearchParameter resources for the custom parameters, so clients can discover them
+    (served by the conformance module, listed in the CapabilityStatement by ``url``)."""
+    published = []
+    for resource_type, params in SEARCH_PARAMETERS.items():
+        for param in params:
+            if param.custom:
+                published.append(_search_parameter(resource_type, param))
+    return published
+
+
+def _search_parameter(resource_type: str, param: SearchParam) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "SearchParameter",
+        "id": f"{resource_type}-{param.name}",
+        "url": param.url(resource_type),
+        "name": f"{resource_type}{param.name.title().replace('-', '')}",
+        "status": "active",
+        "publisher": "Keyworker FHIR",
+        "description": param.description,
+        "code": param.name,
+        "base": [resource_type],
+        "type": param.type,
+        "expression": param.expression(resource_type),
+        "xpathUsage": "normal",
+    }
+    if param.type == "reference":
+        body["target"] = list(param.targets)
+    if param.components:
+        body["component"] = [
+            {"definition": _component_definition(resource_type, param, c), "expression": c.path}
+            for c in param.components
+        ]
+    return body
+
+
+def _component_definition(resource_type: str, composite: SearchParam, part: Component) -> str:
+    """The parameter that searches the component's element on its own (R4 requires one)."""
+    paths = {f"{p}.{part.path}" for p in composite.paths}
+    for param in SEARCH_PARAMETERS[resource_type]:
+        if paths & set(param.paths):
+            return param.url(resource_type)
+    raise LookupError(f"{resource_type}-{composite.name}: no parameter for '{part.path}'")

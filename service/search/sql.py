@@ -1,16 +1,32 @@
 """The one module that turns parsed search criteria into SQL over the index tables.
 
-Each criterion becomes an EXISTS over the index table of its parameter's type, so several
-criteria AND together and the values inside one criterion OR together, exactly as FHIR says.
+Each criterion becomes an EXISTS over the index table of its parameter's type, correlated
+with a ``resource`` row (the searched one, or a chain's target / a ``_has`` source, which get
+their own aliases), so criteria AND together and the values inside one criterion OR
+together, exactly as FHIR says. Access restrictions are criteria too: ``restrict(type)`` is
+ANDed wherever a resource of that type is matched, including chain targets and ``_has``
+sources, so a search cannot learn about records the caller may not see.
 Date comparisons follow R4's range semantics: https://hl7.org/fhir/R4/search.html#prefix
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Exists, Table, and_, false, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    FromClause,
+    Table,
+    and_,
+    false,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from service.db.tables import (
     idx_composite,
@@ -21,10 +37,12 @@ from service.db.tables import (
     idx_token_text,
     resource,
 )
-from service.errors import BadRequest
 from service.search.criteria import DATE_PREFIXES, Criteria, Criterion
 from service.search.dates import date_range
 from service.search.extraction import normalise, split_reference
+
+# The criteria a caller's searches of a type are ANDed with; None: the type is out of reach.
+Restrict = Callable[[str], Sequence[Criterion] | None]
 
 _TABLE_FOR_TYPE: dict[str, Table] = {
     "token": idx_token,
@@ -35,18 +53,198 @@ _TABLE_FOR_TYPE: dict[str, Table] = {
 }
 
 
-def where(criteria: Criteria, base_url: str) -> ColumnElement[bool]:
-    """A condition on ``resource`` rows matching every criterion."""
-    clauses = [resource.c.type == criteria.resource_type, resource.c.deleted.is_(False)]
-    clauses.extend(_criterion(criteria.resource_type, c, base_url) for c in criteria.criteria)
-    return and_(*clauses)
+def no_restrictions(_: str) -> Sequence[Criterion] | None:
+    return ()
 
 
-def _exists(table: Table, resource_type: str, param: str, match: ColumnElement[bool]) -> Exists:
+class _Builder:
+    """Builds conditions for one search: the base URL and restrictions are fixed for it."""
+
+    def __init__(self, base_url: str, restrict: Restrict) -> None:
+        self.base_url = base_url
+        self.restrict = restrict
+
+    def matching(
+        self, row: FromClause, resource_type: str, criteria: Sequence[Criterion]
+    ) -> ColumnElement[bool]:
+        """``row`` is a current resource of ``resource_type`` meeting every criterion."""
+        restrictions = self.restrict(resource_type)
+        if restrictions is None:
+            return false()
+        clauses = [row.c.type == resource_type, row.c.deleted.is_(False)]
+        for criterion in (*restrictions, *criteria):
+            clauses.append(self.criterion(row, resource_type, criterion))
+        return and_(*clauses)
+
+    def criterion(
+        self, row: FromClause, resource_type: str, criterion: Criterion
+    ) -> ColumnElement[bool]:
+        param, modifier, values = criterion.param, criterion.modifier, criterion.values
+        if criterion.has is not None:
+            return self.has(row, resource_type, criterion)
+        if criterion.chain is not None:
+            return self.chain(row, resource_type, criterion)
+        if param.name == "_id":
+            return row.c.id.in_(values)
+        if param.name == "_lastUpdated":
+            return or_(*[date_match(row.c.last_updated, row.c.last_updated, v) for v in values])
+        if modifier == "missing":
+            present = _exists(_TABLE_FOR_TYPE[param.type], row, resource_type, param.name, true())
+            return not_(present) if values[0] == "true" else present
+        if param.type == "token":
+            return _token(row, resource_type, criterion)
+        if param.type == "reference":
+            return self.reference(row, resource_type, criterion)
+        if param.type == "string":
+            return _string(row, resource_type, criterion)
+        if param.type == "date":
+            matches = [date_match(idx_date.c.low, idx_date.c.high, v) for v in values]
+            return _exists(idx_date, row, resource_type, param.name, or_(*matches))
+        return self.composite(row, resource_type, criterion)
+
+    def visible(self, row: FromClause, types: Sequence[str]) -> ColumnElement[bool]:
+        """``row`` is of one of ``types`` and within the caller's restrictions for it."""
+        options = []
+        for t in types:
+            restrictions = self.restrict(t)
+            if restrictions is not None:
+                options.append(
+                    and_(row.c.type == t, *[self.criterion(row, t, c) for c in restrictions])
+                )
+        return or_(false(), *options)
+
+    def chain(self, row: FromClause, resource_type: str, criterion: Criterion) -> Exists:
+        assert criterion.chain is not None
+        link = idx_reference.alias()
+        target = resource.alias()
+        options = [self.matching(target, t, [inner]) for t, inner in criterion.chain.targets]
+        return (
+            select(link.c.resource_pk)
+            .join(
+                target,
+                and_(target.c.type == link.c.target_type, target.c.id == link.c.target_id),
+            )
+            .where(
+                link.c.resource_pk == row.c.pk,
+                link.c.resource_type == resource_type,
+                link.c.param == criterion.param.name,
+                or_(*options),
+            )
+            .exists()
+        )
+
+    def has(self, row: FromClause, resource_type: str, criterion: Criterion) -> Exists:
+        assert criterion.has is not None
+        link = idx_reference.alias()
+        source = resource.alias()
+        return (
+            select(source.c.pk)
+            .join(link, link.c.resource_pk == source.c.pk)
+            .where(
+                link.c.resource_type == criterion.has.source_type,
+                link.c.param == criterion.has.reference.name,
+                link.c.target_type == resource_type,
+                link.c.target_id == row.c.id,
+                self.matching(source, criterion.has.source_type, [criterion.has.criterion]),
+            )
+            .exists()
+        )
+
+    def reference(
+        self, row: FromClause, resource_type: str, criterion: Criterion
+    ) -> ColumnElement[bool]:
+        name, modifier = criterion.param.name, criterion.modifier
+        if modifier == "identifier":
+            return self.by_identifier(row, resource_type, criterion)
+        matches = []
+        for value in criterion.values:
+            target_type, target_id, url = split_reference(value, self.base_url)
+            if "/" not in value:
+                type_match = idx_reference.c.target_type == modifier if modifier else true()
+                matches.append(and_(idx_reference.c.target_id == value, type_match))
+            elif url is not None:
+                matches.append(idx_reference.c.url == url)
+            elif modifier and modifier != target_type:
+                matches.append(false())
+            else:
+                matches.append(
+                    and_(
+                        idx_reference.c.target_type == target_type,
+                        idx_reference.c.target_id == target_id,
+                    )
+                )
+        return _exists(idx_reference, row, resource_type, name, or_(*matches))
+
+    def by_identifier(
+        self, row: FromClause, resource_type: str, criterion: Criterion
+    ) -> ColumnElement[bool]:
+        """``:identifier``: the reference's own identifier, or the identifier of the
+        resource it points at (what GP systems mean by ``subject:identifier=<NHS number>``)."""
+        name, values = criterion.param.name, criterion.values
+        own = [token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
+        token = idx_token.alias()
+        link = idx_reference.alias()
+        target = resource.alias()
+        theirs = [token_match(token.c.system, token.c.code, v) for v in values]
+        via_target = (
+            select(link.c.resource_pk)
+            .join(
+                target,
+                and_(target.c.type == link.c.target_type, target.c.id == link.c.target_id),
+            )
+            .join(token, token.c.resource_pk == target.c.pk)
+            .where(
+                link.c.resource_pk == row.c.pk,
+                link.c.resource_type == resource_type,
+                link.c.param == name,
+                target.c.deleted.is_(False),
+                token.c.param == "identifier",
+                or_(*theirs),
+                self.visible(target, criterion.param.target_types()),
+            )
+            .exists()
+        )
+        return or_(
+            _exists(idx_token, row, resource_type, f"{name}:identifier", or_(*own)), via_target
+        )
+
+    def composite(
+        self, row: FromClause, resource_type: str, criterion: Criterion
+    ) -> ColumnElement[bool]:
+        matches = []
+        for value in criterion.values:
+            member, _, role = value.partition("$")
+            target_type, target_id, _ = split_reference(member, self.base_url)
+            member_match = (
+                and_(
+                    idx_composite.c.target_type == target_type,
+                    idx_composite.c.target_id == target_id,
+                )
+                if target_type
+                else idx_composite.c.target_id == member
+            )
+            role_match = token_match(idx_composite.c.system, idx_composite.c.code, role)
+            matches.append(and_(member_match, role_match))
+        return _exists(idx_composite, row, resource_type, criterion.param.name, or_(*matches))
+
+
+def where(
+    criteria: Criteria,
+    base_url: str,
+    restrict: Restrict = no_restrictions,
+    row: FromClause = resource,
+) -> ColumnElement[bool]:
+    """A condition on ``resource`` rows (or ``row``) matching every criterion."""
+    return _Builder(base_url, restrict).matching(row, criteria.resource_type, criteria.criteria)
+
+
+def _exists(
+    table: Table, row: FromClause, resource_type: str, param: str, match: ColumnElement[bool]
+) -> Exists:
     return (
         select(table.c.resource_pk)
         .where(
-            table.c.resource_pk == resource.c.pk,
+            table.c.resource_pk == row.c.pk,
             table.c.resource_type == resource_type,
             table.c.param == param,
             match,
@@ -55,37 +253,9 @@ def _exists(table: Table, resource_type: str, param: str, match: ColumnElement[b
     )
 
 
-def _criterion(resource_type: str, criterion: Criterion, base_url: str) -> ColumnElement[bool]:
-    param, modifier = criterion.param, criterion.modifier
-    if param.name == "_id":
-        return resource.c.id.in_(criterion.values)
-    if param.name == "_lastUpdated":
-        return or_(
-            *[
-                _date_match(resource.c.last_updated, resource.c.last_updated, v)
-                for v in criterion.values
-            ]
-        )
-    if modifier == "missing":
-        table = _TABLE_FOR_TYPE[param.type]
-        present = _exists(table, resource_type, param.name, true())
-        wanted = {"true": True, "false": False}.get(criterion.values[0])
-        if wanted is None or len(criterion.values) != 1:
-            raise BadRequest(f"'{param.name}:missing' takes true or false", code="value")
-        return not_(present) if wanted else present
-    if param.type == "token":
-        return _token(resource_type, criterion)
-    if param.type == "reference":
-        return _reference(resource_type, criterion, base_url)
-    if param.type == "string":
-        return _string(resource_type, criterion)
-    if param.type == "date":
-        matches = [_date_match(idx_date.c.low, idx_date.c.high, v) for v in criterion.values]
-        return _exists(idx_date, resource_type, param.name, or_(*matches))
-    return _composite(resource_type, criterion, base_url)
-
-
-def _token_match(system_col: Column[Any], code_col: Column[Any], value: str) -> ColumnElement[bool]:
+def token_match(
+    system_col: ColumnElement[Any], code_col: ColumnElement[Any], value: str
+) -> ColumnElement[bool]:
     if "|" not in value:
         return code_col == value
     system, _, code = value.partition("|")
@@ -96,125 +266,35 @@ def _token_match(system_col: Column[Any], code_col: Column[Any], value: str) -> 
     return and_(system_col == system, code_col == code)
 
 
-def _token(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
-    name, modifier = criterion.param.name, criterion.modifier
+def _token(row: FromClause, resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
+    name, modifier, values = criterion.param.name, criterion.modifier, criterion.values
     if modifier == "text":
-        matches = [idx_token_text.c.text.startswith(normalise(v)) for v in criterion.values]
-        return _exists(idx_token_text, resource_type, name, or_(*matches))
+        matches = [idx_token_text.c.text.startswith(normalise(v), autoescape=True) for v in values]
+        return _exists(idx_token_text, row, resource_type, name, or_(*matches))
     if modifier == "of-type":
-        matches = []
-        for value in criterion.values:
-            parts = value.split("|")
-            if len(parts) != 3:
-                raise BadRequest(f"'{name}:of-type' takes system|code|value", code="value")
-            matches.append(
-                _token_match(
-                    idx_token.c.system, idx_token.c.code, f"{parts[0]}|{parts[1]}|{parts[2]}"
-                )
-            )
-        return _exists(idx_token, resource_type, f"{name}:of-type", or_(*matches))
-    if modifier not in (None, "not"):
-        raise BadRequest(
-            f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
-        )
-    matches = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in criterion.values]
-    found = _exists(idx_token, resource_type, name, or_(*matches))
+        matches = [token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
+        return _exists(idx_token, row, resource_type, f"{name}:of-type", or_(*matches))
+    matches = [token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
+    found = _exists(idx_token, row, resource_type, name, or_(*matches))
     return not_(found) if modifier == "not" else found
 
 
-def _reference(resource_type: str, criterion: Criterion, base_url: str) -> ColumnElement[bool]:
-    name, modifier = criterion.param.name, criterion.modifier
-    if modifier == "identifier":
-        return _by_identifier(resource_type, name, criterion.values)
-    if modifier is not None and modifier not in criterion.param.targets:
-        raise BadRequest(
-            f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
-        )
-    matches = []
-    for value in criterion.values:
-        target_type, target_id, url = split_reference(value, base_url)
-        if "/" not in value:
-            type_match = idx_reference.c.target_type == modifier if modifier else true()
-            matches.append(and_(idx_reference.c.target_id == value, type_match))
-        elif url is not None:
-            matches.append(idx_reference.c.url == url)
-        elif target_type is not None:
-            if modifier and modifier != target_type:
-                matches.append(false())
-            else:
-                matches.append(
-                    and_(
-                        idx_reference.c.target_type == target_type,
-                        idx_reference.c.target_id == target_id,
-                    )
-                )
-    return _exists(idx_reference, resource_type, name, or_(*matches))
-
-
-def _by_identifier(resource_type: str, name: str, values: tuple[str, ...]) -> ColumnElement[bool]:
-    """``:identifier``: the reference's own identifier, or the identifier of the resource it
-    points at (what GP systems mean by ``subject:identifier=<NHS number>``)."""
-    own = [_token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
-    token = idx_token.alias("target_token")
-    target = resource.alias("target")
-    theirs = [_token_match(token.c.system, token.c.code, v) for v in values]
-    via_target = (
-        select(idx_reference.c.resource_pk)
-        .join(
-            target,
-            and_(
-                target.c.type == idx_reference.c.target_type,
-                target.c.id == idx_reference.c.target_id,
-            ),
-        )
-        .join(token, token.c.resource_pk == target.c.pk)
-        .where(
-            idx_reference.c.resource_pk == resource.c.pk,
-            idx_reference.c.resource_type == resource_type,
-            idx_reference.c.param == name,
-            token.c.param == "identifier",
-            or_(*theirs),
-        )
-        .exists()
-    )
-    return or_(_exists(idx_token, resource_type, f"{name}:identifier", or_(*own)), via_target)
-
-
-def _string(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
-    name, modifier = criterion.param.name, criterion.modifier
+def _string(row: FromClause, resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
     matches: list[ColumnElement[bool]] = []
     for value in criterion.values:
-        if modifier == "exact":
+        if criterion.modifier == "exact":
             matches.append(idx_string.c.exact == value)
-        elif modifier == "contains":
+        elif criterion.modifier == "contains":
             matches.append(idx_string.c.norm.contains(normalise(value), autoescape=True))
-        elif modifier is None:
-            matches.append(idx_string.c.norm.startswith(normalise(value), autoescape=True))
         else:
-            raise BadRequest(
-                f"Modifier ':{modifier}' is not supported on '{name}'", code="not-supported"
-            )
-    return _exists(idx_string, resource_type, name, or_(*matches))
+            matches.append(idx_string.c.norm.startswith(normalise(value), autoescape=True))
+    return _exists(idx_string, row, resource_type, criterion.param.name, or_(*matches))
 
 
-def _composite(resource_type: str, criterion: Criterion, base_url: str) -> ColumnElement[bool]:
-    matches = []
-    for value in criterion.values:
-        member, sep, role = value.partition("$")
-        if not sep:
-            raise BadRequest(f"'{criterion.param.name}' takes member$role", code="value")
-        target_type, target_id, _ = split_reference(member, base_url)
-        member_match = (
-            and_(idx_composite.c.target_type == target_type, idx_composite.c.target_id == target_id)
-            if target_type
-            else idx_composite.c.target_id == member
-        )
-        role_match = _token_match(idx_composite.c.system, idx_composite.c.code, role)
-        matches.append(and_(member_match, role_match))
-    return _exists(idx_composite, resource_type, criterion.param.name, or_(*matches))
-
-
-def _date_match(low: Column[Any], high: Column[Any], value: str) -> ColumnElement[bool]:
+def date_match(
+    low: ColumnElement[Any], high: ColumnElement[Any], value: str
+) -> ColumnElement[bool]:
+    """R4 prefix semantics between a stored range and the searched value's range."""
     prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
     body = value[2:] if value[:2] in DATE_PREFIXES else value
     v_low, v_high = date_range(body)
@@ -234,9 +314,9 @@ def _date_match(low: Column[Any], high: Column[Any], value: str) -> ColumnElemen
         return low > v_high
     if prefix == "eb":
         return high < v_low
-    slack = abs(to_us_now() - v_low) // 10
+    slack = abs(now_us() - v_low) // 10
     return and_(low <= v_high + slack, high >= v_low - slack)
 
 
-def to_us_now() -> int:
+def now_us() -> int:
     return time.time_ns() // 1000

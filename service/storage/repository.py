@@ -7,6 +7,7 @@ rows in the same transaction, so search never sees a half-written resource.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import and_, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.tables import INDEX_TABLES, resource, resource_version
+from service.errors import BadRequest
 from service.search.dates import instant
 
 
@@ -38,6 +40,17 @@ class Stored:
     @property
     def reference(self) -> str:
         return f"{self.type}/{self.id}"
+
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def parse_etag(value: str) -> int:
+    """The version number an ``If-Match`` value (``W/"3"``) names; 400 when it names none."""
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise BadRequest(f"If-Match '{value}' is not a version ETag such as W/\"3\"")
+    return int(match.group(1))
 
 
 _CURRENT = (

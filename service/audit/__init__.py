@@ -1,0 +1,1 @@
+"""The record of who did what: AuditEvents for requests, Provenance for care-record writes."""

@@ -1,0 +1,36 @@
+"""Storing a server-authored resource (an AuditEvent, a Provenance) as a first version.
+
+These resources are written by the server itself, never through the public create path: it
+would validate references strictly (a Provenance targets a *version*) and run write hooks,
+which must not recurse. They are still stored and indexed like any other resource, so
+read, search and history serve them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.search.extraction import extract
+from service.storage import repository
+from service.storage.repository import Stored
+
+
+async def store_new(
+    connection: AsyncConnection, body: dict[str, Any], moment: int, base_url: str
+) -> Stored:
+    resource_type = str(body["resourceType"])
+    resource_id = str(uuid.uuid4())
+    return await repository.save(
+        connection,
+        resource_type,
+        resource_id,
+        previous=None,
+        content=repository.with_meta(body, resource_id, 1, moment),
+        number=1,
+        moment=moment,
+        method="POST",
+        index_rows=extract(resource_type, body, base_url),
+    )

@@ -1,0 +1,1 @@
+"""The keyworking domain on the service side: projection storage, write hook, operations."""

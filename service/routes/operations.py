@@ -1,0 +1,184 @@
+"""The keyworking operations over HTTP, one route per entry of the ``OPERATIONS`` registry.
+
+Translation only: query and body in, ``service.keyworking.answers`` called, FHIR JSON out.
+Each operation's access needs come from the registry; a ``patient/`` token may ask
+``$accountable`` about its own patient and nothing else here.
+https://hl7.org/fhir/R4/operations.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.assignment_import import import_assignments as run_assignment_import
+from service.auth.access import Access, current_access
+from service.errors import BadRequest, Forbidden, operation_outcome
+from service.keyworking.answers import Keyworking, instant_param
+from service.media import fhir_response, read_body, read_bytes
+from service.paging import Cursors
+from service.registry import OPERATIONS, Operation
+from service.routes.dependencies import CursorsDep, SettingsDep
+from service.routes.headers import resource_response
+
+Handler = Callable[..., Coroutine[Any, Any, Response]]
+
+
+def _keyworking(request: Request) -> Keyworking:
+    keyworking: Keyworking = request.app.state.keyworking
+    return keyworking
+
+
+KeyworkingDep = Annotated[Keyworking, Depends(_keyworking)]
+
+
+def _access(request: Request) -> Access:
+    access = getattr(request.state, "access", None)
+    return access if isinstance(access, Access) else current_access.get()
+
+
+def _require(request: Request, operation: Operation, patient: str | None = None) -> None:
+    """Every (type, action) the operation needs, unrestricted — or confined to ``patient``."""
+    access = _access(request)
+    for resource_type, action in operation.requires:
+        alternatives = access.alternatives(resource_type, action)
+        if () in alternatives:
+            continue
+        if alternatives and patient is not None and patient == f"Patient/{access.patient}":
+            continue
+        raise Forbidden(
+            f"${operation.code} needs {action} on {resource_type} without restriction"
+            + (" or for this patient" if patient is not None else "")
+        )
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise BadRequest(f"'{name}' must be a non-negative integer", code="value")
+    return min(int(value), maximum) if maximum is not None else int(value)
+
+
+async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
+    patient = request.query_params.get("patient")
+    if not patient:
+        raise BadRequest("$accountable needs 'patient' (Patient/id, id or system|value)")
+    at = instant_param(request.query_params.get("date"), keyworking.now())
+    answer = await keyworking.accountable(patient, at)
+    _require(
+        request,
+        OPERATIONS["accountable"],
+        answer["parameter"][0]["valueReference"].get("reference"),
+    )
+    return fhir_response(request, orjson.dumps(answer))
+
+
+async def handover(
+    request: Request, id: str, keyworking: KeyworkingDep, settings: SettingsDep
+) -> Response:
+    _require(request, OPERATIONS["handover"])
+    body = await read_body(
+        request, settings.max_body_bytes, ("application/fhir+json", "application/json")
+    )
+    outcome = await keyworking.handover(id, body)
+    return resource_response(request, outcome.stored, keyworking.interactions.base_url)
+
+
+async def accountability_gaps(
+    request: Request, keyworking: KeyworkingDep, settings: SettingsDep, cursors: CursorsDep
+) -> Response:
+    _require(request, OPERATIONS["accountability-gaps"])
+    organization = request.query_params.get("organization")
+    if organization is not None and not organization.startswith("Organization/"):
+        organization = f"Organization/{organization}"
+    within = _int_param(request, "within", settings.gaps_within_days)
+    count = _int_param(request, "_count", settings.default_page_size, settings.max_page_size)
+    after = None
+    cursor = request.query_params.get("_cursor")
+    if cursor is not None:
+        position = cursors.decode(cursor)
+        after = (str(position["patient"]), int(position["shown"]))
+    page = await keyworking.gap_page(
+        organization=organization, within_days=within, count=count, after=after
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": _links(request, keyworking, cursors, page.after),
+        "entry": [
+            {"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue, "search": {"mode": "match"}}
+            for issue in page.issues
+        ],
+    }
+    return fhir_response(request, orjson.dumps(bundle))
+
+
+def _links(
+    request: Request, keyworking: Keyworking, cursors: Cursors, after: tuple[str, int] | None
+) -> list[dict[str, str]]:
+    url = f"{keyworking.interactions.base_url}/$accountability-gaps"
+    keep = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
+    links = [{"relation": "self", "url": f"{url}?{urlencode(keep)}" if keep else url}]
+    if after is not None:
+        token = cursors.encode({"patient": after[0], "shown": after[1]})
+        links.append({"relation": "next", "url": f"{url}?{urlencode([*keep, ('_cursor', token)])}"})
+    return links
+
+
+async def caseload(request: Request, id: str, keyworking: KeyworkingDep) -> Response:
+    _require(request, OPERATIONS["caseload"])
+    at = instant_param(request.query_params.get("date"), keyworking.now())
+    return fhir_response(request, orjson.dumps(await keyworking.caseload(id, at)))
+
+
+async def import_assignments(
+    request: Request, keyworking: KeyworkingDep, settings: SettingsDep
+) -> Response:
+    _require(request, OPERATIONS["import-assignments"])
+    raw = await read_bytes(request, settings.max_body_bytes, ("text/csv",))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest("The CSV file is not UTF-8 text", code="structure") from error
+    skip = request.query_params.get("skipBadRows", "false")
+    if skip not in ("true", "false"):
+        raise BadRequest("'skipBadRows' is true or false", code="value")
+    report = await run_assignment_import(
+        keyworking.interactions,
+        text,
+        skip_bad_rows=skip == "true",
+        max_entries=settings.max_bundle_entries,
+    )
+    return fhir_response(request, orjson.dumps(operation_outcome(report.issues())))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "accountable": accountable,
+    "handover": handover,
+    "accountability-gaps": accountability_gaps,
+    "caseload": caseload,
+    "import-assignments": import_assignments,
+}
+
+
+def build_router() -> APIRouter:
+    """Routes for every registered operation; include it before the ``{id}`` routes."""
+    router = APIRouter(tags=["operations"])
+    for operation in OPERATIONS.values():
+        router.add_api_route(
+            operation.path,
+            _HANDLERS[operation.code],
+            methods=[operation.method],
+            operation_id=f"op_{operation.code.replace('-', '_')}",
+            summary=f"${operation.code}",
+            description=str(operation.definition["description"]),
+        )
+    return router

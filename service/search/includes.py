@@ -1,0 +1,141 @@
+"""``_include`` and ``_revinclude``: the resources a page of matches points at, or that point
+at it, found through the reference index in both directions (never by parsing resources).
+
+Generic over the registry: any registered type with a reference parameter can be included
+or reverse-included (``Provenance:target`` works as soon as Provenance is registered).
+``:iterate`` directives are applied once more to what the first round found — one extra hop,
+which bounds the work. Each included type must be visible to the caller: ``visible(type)``
+is the caller's condition for a ``resource`` row of that type (access restrictions
+included), or ``None`` when the caller may not search that type at all.
+https://hl7.org/fhir/R4/search.html#include
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.db.tables import idx_reference, resource
+from service.search.controls import Include
+from service.search.parameters import SEARCH_PARAMETERS, SearchParam
+
+Visible = Callable[[str], ColumnElement[bool] | None]
+
+
+@dataclass(frozen=True)
+class Found:
+    pk: int
+    type: str
+    id: str
+    content: bytes
+
+
+def _reference_params(resource_type: str) -> list[SearchParam]:
+    return [p for p in SEARCH_PARAMETERS.get(resource_type, ()) if p.type == "reference"]
+
+
+def _forward(spec: Include, base: Sequence[Found], visible: Visible) -> list[ColumnElement[bool]]:
+    """Conditions on ``resource`` for targets of the base resources' references."""
+    conditions = []
+    for source in sorted({f.type for f in base}):
+        if spec.source not in ("*", source):
+            continue
+        params = [p for p in _reference_params(source) if spec.param in ("*", p.name)]
+        targets = {t for p in params for t in p.target_types() if spec.target in (None, t)}
+        shown = [visible(t) for t in sorted(targets)]
+        allowed = [condition for condition in shown if condition is not None]
+        if not params or not allowed:
+            continue
+        link = (
+            select(idx_reference.c.resource_pk)
+            .where(
+                idx_reference.c.resource_pk.in_([f.pk for f in base if f.type == source]),
+                idx_reference.c.resource_type == source,
+                idx_reference.c.param.in_([p.name for p in params]),
+                idx_reference.c.target_type == resource.c.type,
+                idx_reference.c.target_id == resource.c.id,
+            )
+            .exists()
+        )
+        conditions.append(and_(or_(*allowed), link))
+    return conditions
+
+
+def _reverse(spec: Include, base: Sequence[Found], visible: Visible) -> list[ColumnElement[bool]]:
+    """Conditions on ``resource`` for resources whose references point at the base."""
+    conditions = []
+    for target in sorted({f.type for f in base}):
+        if spec.target not in (None, target):
+            continue
+        for source in SEARCH_PARAMETERS:
+            condition = visible(source)
+            names = [
+                p.name
+                for p in _reference_params(source)
+                if spec.source in ("*", source)
+                and spec.param in ("*", p.name)
+                and p.refers_to(target)
+            ]
+            if not names or condition is None:
+                continue
+            link = (
+                select(idx_reference.c.resource_pk)
+                .where(
+                    idx_reference.c.resource_pk == resource.c.pk,
+                    idx_reference.c.resource_type == source,
+                    idx_reference.c.param.in_(names),
+                    idx_reference.c.target_type == target,
+                    idx_reference.c.target_id.in_([f.id for f in base if f.type == target]),
+                )
+                .exists()
+            )
+            conditions.append(and_(condition, link))
+    return conditions
+
+
+async def _round(
+    connection: AsyncConnection,
+    specs: Sequence[Include],
+    base: Sequence[Found],
+    visible: Visible,
+    seen: set[int],
+    limit: int,
+) -> list[Found]:
+    conditions = []
+    for spec in specs:
+        build = _reverse if spec.reverse else _forward
+        conditions.extend(build(spec, base, visible))
+    if not conditions or limit <= 0:
+        return []
+    query = (
+        select(resource.c.pk, resource.c.type, resource.c.id, resource.c.content)
+        .where(or_(*conditions), resource.c.pk.not_in(seen))
+        .order_by(resource.c.pk)
+        .limit(limit)
+    )
+    found = [Found(r.pk, r.type, r.id, bytes(r.content)) for r in await connection.execute(query)]
+    seen.update(f.pk for f in found)
+    return found
+
+
+async def included(
+    connection: AsyncConnection,
+    specs: Sequence[Include],
+    matches: Sequence[Found],
+    visible: Visible,
+    limit: int,
+) -> tuple[list[Found], bool]:
+    """Included resources (not already among the matches), and whether ``limit`` cut them."""
+    seen = {m.pk for m in matches}
+    first = await _round(connection, specs, matches, visible, seen, limit + 1)
+    iterate = [s for s in specs if s.iterate]
+    second = (
+        await _round(connection, iterate, first, visible, seen, limit + 1 - len(first))
+        if iterate and first
+        else []
+    )
+    everything = first + second
+    return everything[:limit], len(everything) > limit
