@@ -37,13 +37,13 @@ test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check service fhir_mappings tests
-	$(BIN)/ruff format --check service fhir_mappings tests
+	$(BIN)/ruff check service fhir_mappings tests bench
+	$(BIN)/ruff format --check service fhir_mappings tests bench
 	$(BIN)/mypy
 
 format: $(VENV)/.test-installed
-	$(BIN)/ruff check --fix service fhir_mappings tests
-	$(BIN)/ruff format service fhir_mappings tests
+	$(BIN)/ruff check --fix service fhir_mappings tests bench
+	$(BIN)/ruff format service fhir_mappings tests bench
 
 openapi: $(VENV)/.installed
 	$(BIN)/keyworker export-openapi openapi/openapi.json
