@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ import pytest
 
 from service.assignment_import import import_assignments
 from service.errors import Unprocessable
+from tests.servers import environment, keyworker, keyworker_ok
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "assignments.csv"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -97,27 +95,16 @@ async def test_a_header_without_required_columns_is_refused(app_state: Any) -> N
 
 
 def test_the_cli_imports_and_exits_non_zero_on_bad_rows(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"}
-
-    def keyworker(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "service.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    assert keyworker("db", "upgrade").returncode == 0
-    done = keyworker("import", str(SAMPLE))
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}")
+    keyworker_ok(env, "db", "upgrade")
+    done = keyworker(env, "import", str(SAMPLE))
     assert done.returncode == 0, done.stderr
     assert "3 Patient created" in done.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text(SAMPLE.read_text(encoding="utf-8") + BAD_ROWS, encoding="utf-8")
-    refused = keyworker("import", str(bad))
+    refused = keyworker(env, "import", str(bad))
     assert refused.returncode == 1
     assert "line 10" in refused.stderr and "nothing was written" in refused.stderr
-    partial = keyworker("import", "--skip-bad-rows", str(bad))
+    partial = keyworker(env, "import", "--skip-bad-rows", str(bad))
     assert partial.returncode == 0, partial.stderr
     assert "3 Patient unchanged" in partial.stdout and "line 12 skipped" in partial.stdout

@@ -5,7 +5,6 @@ from ``tests/idp/package-lock.json`` and started on 127.0.0.1. The service trust
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,15 +14,10 @@ import pytest
 
 from tests.authkit import bearer, mint, secure_client
 from tests.conftest import BASE
+from tests.servers import free_port
 
 AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 IDP_DIR = Path(__file__).parent / "idp"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +27,7 @@ def idp_issuer() -> Iterator[str]:
     if node is None or not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         raise pytest.UsageError("Node 20 and `npm ci` in tests/idp are needed: run `make test`")
     process = subprocess.Popen(
-        [node, "server.mjs", str(_free_port()), BASE],
+        [node, "server.mjs", str(free_port()), BASE],
         cwd=IDP_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

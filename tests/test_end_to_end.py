@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,15 +26,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.settings import normalise_database_url
+from tests.servers import environment, keyworker_ok, serving
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYWORKER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-STARTUP_TIMEOUT = 20.0
 ROLES = "https://keyworker-fhir.org/fhir/CodeSystem/keyworking-role"
 INSECURE_HEADER = "X-Keyworker-Insecure"
 
@@ -92,88 +87,13 @@ def database(
         _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _environment(database_url: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "KEYWORKER_PUBLIC_BASE_URL" and k != "KEYWORKER_DATABASE_URL"
-    }
-    env["DATABASE_URL"] = database_url
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _wait_until_healthy(process: subprocess.Popen[bytes], root: str, stderr: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the server exited with {process.returncode} before answering /healthz:\n"
-                + stderr.read_text(errors="replace")
-            )
-        try:
-            answer = httpx.get(f"{root}/healthz", timeout=1.0)
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text}"
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    pytest.fail(
-        f"the server did not answer /healthz within {STARTUP_TIMEOUT:.0f} s ({last}):\n"
-        + stderr.read_text(errors="replace")
-    )
-
-
 @pytest.fixture(scope="module")
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = _environment(database)
-    migrated = subprocess.run(
-        [sys.executable, "-m", "service.cli", "db", "upgrade"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    port = _free_port()
-    root = f"http://127.0.0.1:{port}"
-    stderr_path = tmp_path_factory.mktemp("e2e-logs") / "server.stderr"
-    with stderr_path.open("wb") as stderr_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--insecure-no-auth",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr_file,
-        )
-    try:
-        _wait_until_healthy(process, root, stderr_path)
+    env = environment(database)
+    keyworker_ok(env, "db", "upgrade")
+    with serving(env, tmp_path_factory.mktemp("e2e-logs"), "--insecure-no-auth") as running:
+        root, stderr_path = running
         yield Server(f"{root}/fhir", root, stderr_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _coding(code: str) -> dict[str, Any]:
