@@ -13,12 +13,15 @@ import httpx
 import orjson
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_mappings.issues import Issue
 from service.audit.middleware import AuditMiddleware
+from service.audit.writer import AuditWriter
 from service.auth.setup import build_auth
 from service.capability import SOFTWARE_VERSION
 from service.composition import build_interactions
@@ -98,6 +101,29 @@ def _fallback_router() -> APIRouter:
     return router
 
 
+class AnnounceInsecure:
+    """Marks every response of the unauthenticated development mode with a header.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs each request through an extra task and a streamed response, on every request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def announce(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[INSECURE_HEADER] = "authentication is switched off"
+            await send(message)
+
+        await self.app(scope, receive, announce)
+
+
 def create_app(
     settings: Settings, *, clock: Clock = system_clock, ids: Callable[[], str] = new_id
 ) -> FastAPI:
@@ -112,12 +138,15 @@ def create_app(
             app.state.interactions, caseload_limit=settings.caseload_limit
         )
         app.state.cursors = Cursors(await database.secret("cursor"))
+        app.state.audit = AuditWriter(database)
+        app.state.audit.start()
         if settings.insecure_no_auth:
             log.warning(
                 "INSECURE: started with authentication switched off (--insecure-no-auth); "
                 "every request is served without a token. Never do this with real data."
             )
         yield
+        await app.state.audit.stop()
         await http.aclose()
         await database.dispose()
 
@@ -136,13 +165,7 @@ def create_app(
     _install_error_handlers(app)
 
     if settings.insecure_no_auth:
-
-        @app.middleware("http")
-        async def announce_insecure(request: Request, call_next: object) -> Response:
-            response: Response = await call_next(request)  # type: ignore[operator]
-            response.headers[INSECURE_HEADER] = "authentication is switched off"
-            return response
-
+        app.add_middleware(AnnounceInsecure)
     app.include_router(system.probes)
     app.include_router(system.router, prefix="/fhir")
     app.include_router(auth.smart, prefix="/fhir")

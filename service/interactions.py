@@ -100,7 +100,7 @@ class Interactions:
     async def read(
         self, resource_type: str, resource_id: str, *, within: Transaction | None = None
     ) -> Stored:
-        async with self._reading(within) as connection:
+        async with self._single_read(within) as connection:
             found = await repository.current(connection, resource_type, resource_id)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -114,7 +114,7 @@ class Interactions:
 
     async def read_any(self, resource_type: str, resource_id: str) -> Stored:
         """The current version even when it is a deletion (history still answers for it)."""
-        async with self.database.read() as connection:
+        async with self._single_read(None) as connection:
             found = await repository.current(connection, resource_type, resource_id)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
@@ -289,6 +289,21 @@ class Interactions:
             yield within.connection
             return
         async with self.database.read() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _single_read(self, within: Transaction | None) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read of one statement, which needs no transaction around it.
+
+        On PostgreSQL it runs in autocommit: one statement sees one snapshot anyway, and the
+        BEGIN and ROLLBACK were two of a read by id's three round trips to the database.
+        """
+        if within is not None or self.database.is_sqlite:
+            async with self._reading(within) as connection:
+                yield connection
+            return
+        async with self.database.read() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     @asynccontextmanager

@@ -4,12 +4,17 @@ stored as resources, searchable with the right scope, and never changeable throu
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from service.audit import writer as writer_module
 from service.audit.provenance import CLIENT_SYSTEM, DEFAULT_REASON
+from service.audit.writer import AuditWriter
+from service.storage.repository import NewResource
 from tests.authkit import bearer, mint, secure_client
 
 AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -30,9 +35,17 @@ async def _found(
     client: httpx.AsyncClient, database_url: str, path: str, scope: str
 ) -> list[dict[str, Any]]:
     reader = bearer(await mint(database_url, scope, client_id="auditor"))
+    await _audit_written(client)
     response = await client.get(path, headers=reader)
     assert response.status_code == 200, response.text
     return [e["resource"] for e in response.json()["entry"] if e["search"]["mode"] == "match"]
+
+
+async def _audit_written(client: httpx.AsyncClient) -> None:
+    """AuditEvents are written in batches after the response: wait for the queued ones."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    await transport.app.state.audit.flush()  # type: ignore[attr-defined]
 
 
 def _client_of(event: dict[str, Any]) -> str | None:
@@ -137,3 +150,37 @@ async def test_insecure_mode_is_announced_and_not_audited(
     assert response.headers["x-keyworker-insecure"]
     audit = await client.get("/AuditEvent")
     assert [e for e in audit.json()["entry"] if e["search"]["mode"] == "match"] == []
+
+
+async def test_audit_writer_batches_applies_backpressure_and_retries(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    written: list[list[str]] = []
+    failures = [RuntimeError("database away")]
+
+    async def insert(_: Any, batch: list[NewResource]) -> None:
+        if failures:
+            raise failures.pop()
+        written.append([event.id for event in batch])
+
+    class Database:
+        @contextlib.asynccontextmanager
+        async def write(self) -> AsyncIterator[None]:
+            yield None
+
+    monkeypatch.setattr(writer_module, "insert_new", insert)
+    writer = AuditWriter(
+        Database(),  # type: ignore[arg-type]
+        batch_size=3,
+        max_delay_s=0.05,
+        capacity=2,
+        retry_delays_s=(0.01,),
+    )
+    writer.start()
+    events = [NewResource("AuditEvent", str(n), b"{}", 0, {}) for n in range(7)]
+    for event in events:  # more than the queue holds: submit waits for space, never drops
+        await writer.submit(event)
+    await writer.stop()
+    assert [i for batch in written for i in batch] == [e.id for e in events]
+    assert all(len(batch) <= 3 for batch in written)
+    assert "could not write a batch of" in caplog.text

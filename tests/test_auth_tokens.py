@@ -15,6 +15,7 @@ import pytest
 from joserfc import jwt
 
 from service.auth.jwks import CachedKeySet
+from service.auth.tokens import LEEWAY_S, InvalidToken, TokenValidator
 from tests.authkit import (
     ISSUER,
     b64,
@@ -27,6 +28,7 @@ from tests.authkit import (
     secure_client,
     unsigned,
 )
+from tests.conftest import BASE
 
 AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 FULL = "system/*.cruds"
@@ -211,3 +213,70 @@ async def test_key_set_refreshes_on_unknown_kid_at_a_bounded_rate() -> None:
     keys = await cache.get(other.kid)  # after the interval: one refresh finds the new key
     assert len(fetches) == 2
     assert keys.get_by_kid(other.kid) is not None
+
+
+async def test_verified_tokens_are_cached_until_exp_and_while_their_keys_are_trusted() -> None:
+    key, rotated = ec_key(), ec_key()
+    served = [public_jwks(key)]
+    clock = [int(time.time()), 1000.0]
+
+    async def load() -> dict[str, Any]:
+        return served[-1]
+
+    keys = CachedKeySet(load, min_refresh_s=30, monotonic=lambda: clock[1])
+    validator = TokenValidator(
+        {ISSUER: keys}, audience=BASE, algorithms=("ES384",), now=lambda: clock[0]
+    )
+    token = jwt.encode(
+        {"alg": "ES384", "kid": key.kid}, claims(FULL, exp=clock[0] + 60), key, ["ES384"]
+    )
+    verifications = 0
+    verify = validator._verify
+
+    async def counted(value: str) -> Any:
+        nonlocal verifications
+        verifications += 1
+        return await verify(value)
+
+    validator._verify = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        assert (await validator.validate(token))["scope"] == FULL
+    assert verifications == 1  # the signature is checked once per token
+
+    clock[0] += 60  # at exp the cache no longer answers; only the leeway accepts it now
+    await validator.validate(token)
+    assert verifications == 2
+    clock[0] += LEEWAY_S + 1
+    with pytest.raises(InvalidToken):
+        await validator.validate(token)
+
+    fresh = jwt.encode(
+        {"alg": "ES384", "kid": key.kid}, claims(FULL, exp=clock[0] + 60), key, ["ES384"]
+    )
+    await validator.validate(fresh)
+    served.append(public_jwks(rotated))  # the issuer drops the key; a refresh finds that out
+    clock[1] += 31
+    other = jwt.encode(
+        {"alg": "ES384", "kid": rotated.kid}, claims(FULL, exp=clock[0] + 60), rotated, ["ES384"]
+    )
+    await validator.validate(other)
+    with pytest.raises(InvalidToken):  # cached, but its key set is no longer the one trusted
+        await validator.validate(fresh)
+
+
+async def test_the_token_cache_is_bounded() -> None:
+    key = ec_key()
+
+    async def load() -> dict[str, Any]:
+        return public_jwks(key)
+
+    validator = TokenValidator(
+        {ISSUER: CachedKeySet(load, min_refresh_s=30)},
+        audience=BASE,
+        algorithms=("ES384",),
+        cache_size=2,
+    )
+    for _ in range(5):
+        token = jwt.encode({"alg": "ES384", "kid": key.kid}, claims(FULL), key, ["ES384"])
+        await validator.validate(token)
+    assert len(validator._verified) == 2

@@ -5,10 +5,11 @@ and SMART configuration):
 
 * each request starts with no access and no write context, and leaves the context variables
   as it found them, so nothing a request was allowed leaks into the next one;
-* after the response has been sent it writes the AuditEvent in its own short transaction:
-  the client does not wait for it, and a failure to write it is logged loudly, never
-  swallowed. The access dependency leaves the caller's ``Access`` and the interaction on the
-  request state; patient links are read from the response the client received.
+* after the response has been sent it hands the AuditEvent to the app's batched
+  ``AuditWriter`` (``service.audit.writer``): the client does not wait for it, and a failure
+  to prepare or write it is logged loudly, never swallowed. The access dependency leaves
+  the caller's ``Access`` and the interaction on the request state; patient links are read
+  from the response the client received.
 
 In the explicit development mode there is no caller to name and nothing is audited.
 """
@@ -23,7 +24,8 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.audit.events import RequestRecord, audit_event, patients_of
-from service.audit.store import store_new
+from service.audit.store import first_version
+from service.audit.writer import AuditWriter
 from service.auth.access import Access, current_access
 from service.interactions import Interactions
 from service.search.dates import instant
@@ -96,8 +98,8 @@ class AuditMiddleware:
                 patients.extend(patients_of(orjson.loads(body), service.base_url))
         moment = service.clock()
         event = audit_event(record, instant(moment), patients, service.base_url)
+        writer: AuditWriter = scope["app"].state.audit
         try:
-            async with service.database.write() as connection:
-                await store_new(connection, event, moment, service.base_url)
+            await writer.submit(first_version(event, moment, service.base_url))
         except Exception:  # the response is sent; the failure must be seen, not lost
-            log.exception("could not write the AuditEvent for %s %s", record.method, scope["path"])
+            log.exception("could not queue the AuditEvent for %s %s", record.method, scope["path"])

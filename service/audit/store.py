@@ -15,22 +15,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.search.extraction import extract
 from service.storage import repository
-from service.storage.repository import Stored
+from service.storage.repository import NewResource, Stored
+
+
+def first_version(body: dict[str, Any], moment: int, base_url: str) -> NewResource:
+    """A server-authored resource with a fresh id, its canonical bytes and its index rows."""
+    resource_type = str(body["resourceType"])
+    resource_id = str(uuid.uuid4())
+    return NewResource(
+        resource_type,
+        resource_id,
+        repository.with_meta(body, resource_id, 1, moment),
+        moment,
+        extract(resource_type, body, base_url),
+    )
 
 
 async def store_new(
     connection: AsyncConnection, body: dict[str, Any], moment: int, base_url: str
 ) -> Stored:
-    resource_type = str(body["resourceType"])
-    resource_id = str(uuid.uuid4())
+    new = first_version(body, moment, base_url)
     return await repository.save(
         connection,
-        resource_type,
-        resource_id,
+        new.type,
+        new.id,
         previous=None,
-        content=repository.with_meta(body, resource_id, 1, moment),
+        content=new.content,
         number=1,
         moment=moment,
         method="POST",
-        index_rows=extract(resource_type, body, base_url),
+        index_rows=new.index_rows,
     )

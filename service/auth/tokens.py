@@ -6,6 +6,13 @@ deprecated in its favour). Checks, in order: the header's ``alg`` is on the allo
 secret); the unverified ``iss`` names a trusted issuer; the signature verifies against that
 issuer's key set (refreshed, at a bounded rate, when the ``kid`` is unknown); then ``iss``,
 ``aud``, ``exp`` and ``nbf`` with a small clock leeway.
+
+Clients reuse one token for many requests, and the signature check was about a tenth of an
+authenticated read's time, so verified claims are cached per token string (a bounded LRU).
+A cached token is served only while ``exp`` has not passed (the leeway is never granted from
+the cache), its issuer is still trusted and the issuer's key set is still the very set that
+verified it; after a key set refresh (rotation, a revoked key) each token is verified
+afresh. Refusals are never cached.
 """
 
 from __future__ import annotations
@@ -13,15 +20,18 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from service.auth.jwks import CachedKeySet, KeySetUnavailable
 
 LEEWAY_S = 30
+CACHED_TOKENS = 10_000
 _SYMMETRIC = ("HS", "none")
 
 
@@ -41,6 +51,14 @@ def unverified_part(token: str, index: int) -> dict[str, Any]:
     return decoded
 
 
+class _Verified(NamedTuple):
+    claims: dict[str, Any]
+    expires: int
+    issuer: str
+    kid: str | None
+    keys: KeySet
+
+
 class TokenValidator:
     def __init__(
         self,
@@ -49,14 +67,41 @@ class TokenValidator:
         audience: str,
         algorithms: tuple[str, ...],
         now: Callable[[], int] = lambda: int(time.time()),
+        cache_size: int = CACHED_TOKENS,
     ) -> None:
         self.issuers = dict(issuers)
         self.audience = audience
         self.algorithms = tuple(a for a in algorithms if not a.startswith(_SYMMETRIC))
         self.now = now
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def validate(self, token: str) -> dict[str, Any]:
         """The verified claims, or ``InvalidToken``."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            # other requests may evict or replace entries while this one awaits the key set
+            if await self._still_valid(cached):
+                if token in self._verified:
+                    self._verified.move_to_end(token)
+                return dict(cached.claims)
+            self._verified.pop(token, None)
+        verified = await self._verify(token)
+        self._verified[token] = verified
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return dict(verified.claims)
+
+    async def _still_valid(self, cached: _Verified) -> bool:
+        issuer = self.issuers.get(cached.issuer)
+        if issuer is None or self.now() >= cached.expires:
+            return False
+        try:
+            return await issuer.get(cached.kid) is cached.keys
+        except KeySetUnavailable:
+            return False
+
+    async def _verify(self, token: str) -> _Verified:
         header = unverified_part(token, 0)
         if header.get("alg") not in self.algorithms:
             raise InvalidToken(f"Tokens signed with {header.get('alg')!r} are not accepted")
@@ -78,4 +123,8 @@ class TokenValidator:
             raise InvalidToken("The issuer's signing keys cannot be obtained") from error
         except (JoseError, ValueError) as error:
             raise InvalidToken(f"The access token is not valid: {error}") from error
-        return dict(verified.claims)
+        claims = dict(verified.claims)
+        # ``exp`` is essential and was checked to be a number just above
+        return _Verified(
+            claims, int(claims["exp"]), issuer, kid if isinstance(kid, str) else None, keys
+        )

@@ -1,4 +1,8 @@
-"""Typed FastAPI dependencies shared by the routers."""
+"""Typed FastAPI dependencies shared by the routers.
+
+They are ``async`` so FastAPI calls them on the event loop: a plain ``def`` dependency is
+sent through its thread pool on every request, which costs more than the lookup itself.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,17 @@ from service.paging import Cursors
 from service.settings import Settings
 
 
-def _interactions(request: Request) -> Interactions:
+async def _interactions(request: Request) -> Interactions:
     interactions: Interactions = request.app.state.interactions
     return interactions
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _cursors(request: Request) -> Cursors:
+async def _cursors(request: Request) -> Cursors:
     cursors: Cursors = request.app.state.cursors
     return cursors
 

@@ -30,7 +30,7 @@ from service.routes.headers import resource_response
 Handler = Callable[..., Coroutine[Any, Any, Response]]
 
 
-def _keyworking(request: Request) -> Keyworking:
+async def _keyworking(request: Request) -> Keyworking:
     keyworking: Keyworking = request.app.state.keyworking
     return keyworking
 

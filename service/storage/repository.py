@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.tables import INDEX_TABLES, resource, resource_version
@@ -76,14 +76,23 @@ def _stored(row: Any) -> Stored:
     )
 
 
+# Built once, so a read by id (the busiest query) does not build a statement and compute
+# its cache key on every call.
+_CURRENT_BY_KEY = select(*_CURRENT).where(
+    resource.c.type == bindparam("resource_type"), resource.c.id == bindparam("resource_id")
+)
+_CURRENT_BY_KEY_LOCKED = _CURRENT_BY_KEY.with_for_update()
+
+
 async def current(
     connection: AsyncConnection, resource_type: str, resource_id: str, *, lock: bool = False
 ) -> tuple[int, Stored] | None:
     """The current version (deleted or not) and its row key; ``lock`` holds it to commit."""
-    query = select(*_CURRENT).where(resource.c.type == resource_type, resource.c.id == resource_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await connection.execute(query)).first()
+    query = _CURRENT_BY_KEY_LOCKED if lock else _CURRENT_BY_KEY
+    result = await connection.execute(
+        query, {"resource_type": resource_type, "resource_id": resource_id}
+    )
+    row = result.first()
     return None if row is None else (row.pk, _stored(row))
 
 
@@ -169,6 +178,71 @@ async def save(
                 [{"resource_pk": pk, "resource_type": resource_type, **r} for r in rows],
             )
     return Stored(resource_type, resource_id, number, moment, deleted, content, method)
+
+
+@dataclass(frozen=True)
+class NewResource:
+    """A first version written by the server itself (an AuditEvent), for ``insert_new``."""
+
+    type: str
+    id: str
+    content: bytes
+    moment: int
+    index_rows: dict[str, list[dict[str, Any]]]
+
+
+async def insert_new(connection: AsyncConnection, resources: list[NewResource]) -> None:
+    """Write many first versions at once: one statement per table, not one per resource.
+
+    The resource rows go in as multi-row ``INSERT ... RETURNING`` (their keys, in order);
+    version and index rows as one driver-level executemany each. (One literal multi-row
+    ``VALUES`` per table was measured slower: each batch size compiles a new statement.)
+
+    The batched audit writer calls this; a request path writing one resource uses ``save``.
+    """
+    if not resources:
+        return
+    pks = (
+        await connection.execute(
+            insert(resource).returning(resource.c.pk, sort_by_parameter_order=True),
+            [
+                {
+                    "type": r.type,
+                    "id": r.id,
+                    "version": 1,
+                    "last_updated": r.moment,
+                    "deleted": False,
+                    "content": r.content,
+                }
+                for r in resources
+            ],
+        )
+    ).scalars()
+    keyed = list(zip(pks, resources, strict=True))
+    await connection.execute(
+        insert(resource_version),
+        [
+            {
+                "resource_pk": pk,
+                "type": r.type,
+                "id": r.id,
+                "method": "POST",
+                "version": 1,
+                "last_updated": r.moment,
+                "deleted": False,
+                "content": r.content,
+            }
+            for pk, r in keyed
+        ],
+    )
+    for kind, table in INDEX_TABLES.items():
+        rows = [
+            {"resource_pk": pk, "resource_type": r.type, **row}
+            for pk, r in keyed
+            for row in r.index_rows.get(kind, ())
+        ]
+        if rows:
+            await connection.execute(insert(table), rows)
 
 
 @dataclass(frozen=True)
