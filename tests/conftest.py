@@ -84,7 +84,8 @@ def _fresh_sqlite(tmp: Path) -> str:
     return url
 
 
-async def _admin(statement: str) -> None:
+async def admin(statement: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the PostgreSQL admin connection."""
     engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as connection:
@@ -106,11 +107,11 @@ def _sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def _postgres_url() -> Iterator[str]:
     name = f"keyworker_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

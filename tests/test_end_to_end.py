@@ -22,18 +22,12 @@ import httpx
 import pytest
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import MultipleResourcesFound, ResourceNotFound
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.settings import normalise_database_url
+from tests.conftest import POSTGRES_ADMIN_URL, admin
 from tests.servers import environment, keyworker_ok, serving
 
 pytestmark = pytest.mark.e2e
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "KEYWORKER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROLES = "https://keyworker-fhir.org/fhir/CodeSystem/keyworking-role"
 INSECURE_HEADER = "X-Keyworker-Insecure"
 
@@ -54,37 +48,22 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(
-        normalise_database_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
+@pytest.fixture(scope="module")
+def database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database URL of its own (plain form, as an operator would write it).
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh, empty database URL of its own (plain form, as an operator would write it)."""
-    if request.param == "sqlite":
+    Parametrised by conftest's ``backend``, so an unreachable PostgreSQL is handled once, there:
+    reported as skipped outside CI, a failure under ``CI=true``.
+    """
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'keyworker.sqlite3'}"
         return
     name = f"keyworker_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        _run(_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # any failure to create it means PostgreSQL is unreachable
-        message = f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {error}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("+asyncpg", "") + f"/{name}"
     finally:
-        _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
