@@ -154,6 +154,19 @@ async def create_database(admin_url: str, name: str) -> None:
         await connection.close()
 
 
+async def analyze(url: str) -> None:
+    """Refresh the planner's statistics, as an operator does after a bulk load.
+
+    Autovacuum would get there on its own, minutes later; until it does, the planner takes
+    freshly loaded index tables for empty and picks plans that are wrong at any size.
+    """
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
 async def drop_database(admin_url: str, name: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:

@@ -218,6 +218,7 @@ class Run:
             f"ingest: {loaded.resources:,} resources in {loaded.seconds:.1f} s "
             f"= {loaded.resources_per_second:,.0f}/s"
         )
+        asyncio.run(processes.analyze(self.database_url))
         updates = asyncio.run(
             write_update_targets(fhir, tokens, self.targets, a.update_targets, a.seed)
         )
