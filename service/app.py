@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-import orjson
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import MutableHeaders
@@ -32,33 +31,24 @@ from service.errors import (
     FhirError,
     MethodNotAllowed,
     NotFound,
-    operation_outcome,
 )
 from service.interactions import Clock, new_id, system_clock
 from service.keyworking.answers import Keyworking
-from service.media import FHIR_JSON
+from service.media import outcome_response
 from service.paging import Cursors
 from service.registry import RESOURCE_TYPES
 from service.routes import auth, bundles, history, operations, resources, system
 from service.routes.access import INSECURE_HEADER, access_dependency
+from service.routes.instance_reads import InstanceReads
 from service.settings import Settings
 
 log = logging.getLogger("keyworker")
 
 
-def _outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) -> Response:
-    return Response(
-        orjson.dumps(operation_outcome(issues)),
-        status,
-        headers,
-        media_type=f"{FHIR_JSON}; charset=utf-8",
-    )
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def fhir_error(_: Request, error: FhirError) -> Response:
-        return _outcome_response(error.status, error.issues, error.headers)
+        return outcome_response(error.status, error.issues, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> Response:
@@ -66,18 +56,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             Issue(str(e.get("msg")), "invalid", expression=(".".join(map(str, e["loc"])),))
             for e in error.errors()
         ]
-        return _outcome_response(400, issues, {})
+        return outcome_response(400, issues, {})
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> Response:
         code = "not-found" if error.status_code == 404 else "processing"
-        return _outcome_response(error.status_code, [Issue(str(error.detail), code)], {})
+        return outcome_response(error.status_code, [Issue(str(error.detail), code)], {})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
         issue = Issue("An internal error occurred; it has been logged", "exception", "fatal")
-        return _outcome_response(500, [issue], {})
+        return outcome_response(500, [issue], {})
 
 
 def _fallback_router() -> APIRouter:
@@ -164,6 +154,7 @@ def create_app(
     )
     _install_error_handlers(app)
 
+    app.add_middleware(InstanceReads, settings=settings)
     if settings.insecure_no_auth:
         app.add_middleware(AnnounceInsecure)
     app.include_router(system.probes)

@@ -13,12 +13,29 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from fhir_mappings.issues import Issue
+from service.errors import (
+    BadRequest,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    operation_outcome,
+)
 
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
 _JSON_TYPES = (FHIR_JSON, "application/json")
 _FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": "application/json"}
+
+
+def outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) -> Response:
+    """An OperationOutcome answer; always JSON, since it may be refusing the client's format."""
+    return Response(
+        orjson.dumps(operation_outcome(issues)),
+        status,
+        headers,
+        media_type=f"{FHIR_JSON}; charset=utf-8",
+    )
 
 
 def response_media_type(request: Request) -> str:

@@ -109,13 +109,14 @@ def require(request: Request, resource_type: str, action: str) -> Access:
     return access
 
 
-async def _check_record(request: Request, access: Access, resource_type: str) -> None:
+async def _check_record(
+    request: Request, access: Access, resource_type: str, resource_id: str
+) -> None:
     """A restricted token may read one record only when it lies inside its restriction."""
     alternatives = access.alternatives(resource_type, "read")
     if () in alternatives:
         return
     service: Interactions = request.app.state.interactions
-    resource_id = request.path_params["id"]
     stored = await service.read_any(resource_type, resource_id)
     if stored.deleted:
         return  # the handler answers 410 (or the version), which carries no data
@@ -124,8 +125,14 @@ async def _check_record(request: Request, access: Access, resource_type: str) ->
         raise Forbidden(f"The access token does not cover {resource_type}/{resource_id}")
 
 
-async def _authorise(request: Request, access: Access) -> None:
-    resource_type, interaction = route_interaction(request)
+async def authorise(
+    request: Request,
+    access: Access,
+    resource_type: str | None,
+    interaction: str | None,
+    resource_id: str | None = None,
+) -> None:
+    """Refuse (403) an interaction the caller's access does not cover."""
     request.state.interaction = interaction
     if interaction == "history-system":
         if not access.covers_all("search"):
@@ -136,29 +143,41 @@ async def _authorise(request: Request, access: Access) -> None:
     require(request, resource_type, ACTION_OF[interaction])
     if interaction == "history-type" and () not in access.alternatives(resource_type, "search"):
         raise Forbidden("Type history cannot apply this token's restrictions; use search")
-    if interaction in _INSTANCE_READS:
-        await _check_record(request, access, resource_type)
+    if interaction in _INSTANCE_READS and resource_id is not None:
+        await _check_record(request, access, resource_type, resource_id)
+
+
+async def authenticate(request: Request, settings: Settings) -> Access | None:
+    """The caller's ``Access`` from its bearer token, left where writes and the audit look.
+
+    None in the development mode, which grants full access and names nobody.
+    """
+    reason = request.headers.get(PROVENANCE_HEADER)
+    if settings.insecure_no_auth:
+        request.state.access = FULL_ACCESS
+        current_access.set(FULL_ACCESS)
+        write_context.set(WriteContext(reason=reason))
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _challenge("A bearer access token is required")
+    try:
+        claims = await request.app.state.auth.validator.validate(token.strip())
+    except InvalidToken as error:
+        raise _challenge(str(error)) from error
+    access = access_of(claims)
+    request.state.access = access
+    current_access.set(access)
+    write_context.set(WriteContext(agent=access.client_id, user=access.user, reason=reason))
+    return access
 
 
 def access_dependency(settings: Settings) -> Any:
     async def require_token(request: Request) -> None:
-        reason = request.headers.get(PROVENANCE_HEADER)
-        if settings.insecure_no_auth:
-            request.state.access = FULL_ACCESS
-            current_access.set(FULL_ACCESS)
-            write_context.set(WriteContext(reason=reason))
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _challenge("A bearer access token is required")
-        try:
-            claims = await request.app.state.auth.validator.validate(token.strip())
-        except InvalidToken as error:
-            raise _challenge(str(error)) from error
-        access = access_of(claims)
-        request.state.access = access
-        current_access.set(access)
-        write_context.set(WriteContext(agent=access.client_id, user=access.user, reason=reason))
-        await _authorise(request, access)
+        access = await authenticate(request, settings)
+        if access is not None:
+            resource_type, interaction = route_interaction(request)
+            resource_id = request.path_params.get("id")
+            await authorise(request, access, resource_type, interaction, resource_id)
 
     return Depends(require_token)
