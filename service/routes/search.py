@@ -10,6 +10,7 @@ https://hl7.org/fhir/R4/search.html
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -70,9 +71,19 @@ class _Scope:
         return where(criteria, self.base_url, self.restrict)
 
     def visible(self, resource_type: str) -> ColumnElement[bool] | None:
-        if not self.access.allows(resource_type, "search"):
+        restrictions = self.restrict(resource_type)
+        if restrictions is None:
             return None
+        if not restrictions:
+            return _unrestricted(resource_type, self.base_url)
         return self.condition(Criteria(resource_type))
+
+
+@lru_cache(maxsize=256)
+def _unrestricted(resource_type: str, base_url: str) -> ColumnElement[bool]:
+    """What makes a resource of the type visible to an unrestricted caller; built once, as
+    building SQLAlchemy expressions was a fifth of a search with ``_include``."""
+    return where(Criteria(resource_type), base_url)
 
 
 def _unsupported(criteria: Criteria, pairs: Sequence[tuple[str, str]]) -> list[str]:
