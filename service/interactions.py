@@ -7,19 +7,18 @@ either stores a whole new version with its index rows or nothing at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import jsonpatch
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import Integer, literal_column, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,7 +40,7 @@ from service.search import sql as search_sql
 from service.search.extraction import extract, split_reference
 from service.storage import repository
 from service.storage.repository import HistoryQuery, Stored
-from service.write_hooks import WriteHook, Written
+from service.write_hooks import WriteHook, Written, run_hooks
 
 Clock = Callable[[], int]
 _SERVER_META = ("versionId", "lastUpdated")
@@ -73,6 +72,30 @@ class Transaction:
 
 
 @dataclass(frozen=True)
+class Creation:
+    """A write that creates a resource under an id known to be free: a create (POST) or an
+    update-as-create (PUT), as a transaction Bundle hands them to ``create_all``."""
+
+    resource_type: str
+    resource_id: str
+    body: dict[str, Any]
+    method: str
+
+    @classmethod
+    def post(cls, resource_type: str, resource_id: str, body: dict[str, Any]) -> Creation:
+        return cls(resource_type, resource_id, _without_id(body), "POST")
+
+    @classmethod
+    def put(cls, resource_type: str, resource_id: str, body: dict[str, Any]) -> Creation:
+        return cls(resource_type, resource_id, {**body, "id": resource_id}, "PUT")
+
+    @property
+    def url_id(self) -> str | None:
+        """The id the request URL names (a PUT's), which the body must agree with."""
+        return self.resource_id if self.method == "PUT" else None
+
+
+@dataclass(frozen=True)
 class Outcome:
     stored: Stored
     created: bool
@@ -100,8 +123,7 @@ class Interactions:
     async def read(
         self, resource_type: str, resource_id: str, *, within: Transaction | None = None
     ) -> Stored:
-        async with self._single_read(within) as connection:
-            found = await repository.current(connection, resource_type, resource_id)
+        found = await self._current(resource_type, resource_id, within)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         stored = found[1]
@@ -114,8 +136,7 @@ class Interactions:
 
     async def read_any(self, resource_type: str, resource_id: str) -> Stored:
         """The current version even when it is a deletion (history still answers for it)."""
-        async with self._single_read(None) as connection:
-            found = await repository.current(connection, resource_type, resource_id)
+        found = await self._current(resource_type, resource_id, None)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         return found[1]
@@ -153,9 +174,7 @@ class Interactions:
         assigned_id: str | None = None,
         within: Transaction | None = None,
     ) -> Outcome:
-        # "If an id is provided, the server SHALL ignore it" (R4 http.html#create): drop it
-        # before validating, so a malformed client id cannot refuse the create either.
-        body = {k: v for k, v in body.items() if k != "id"}
+        body = _without_id(body)
         sites = self._validated(resource_type, body, None)
         async with self._writing(within) as connection:
             if if_none_exist is not None:
@@ -163,9 +182,36 @@ class Interactions:
                 if match is not None:
                     return Outcome(match[1], created=False, changed=False)
             resource_id = assigned_id or self.ids()
-            await self._check_references(connection, resource_type, resource_id, sites, within)
+            await self._check_references(connection, [(resource_type, resource_id, sites)], within)
             stored = await self._save(connection, resource_type, resource_id, body, None, "POST")
         return Outcome(stored, created=True)
+
+    async def create_all(self, creations: Sequence[Creation], within: Transaction) -> list[Stored]:
+        """Store many new resources in the bundle's transaction, one statement per table.
+
+        The same steps as ``create`` and an update that creates, each done once for the whole
+        batch: every body validated, every reference checked in one query, the rows inserted
+        together (``repository.insert_new``) and the write hooks run over the batch. Each
+        resource appears at most once and its id must not be in use (a concurrent create of
+        the same id is a 409, as for a single write).
+        """
+        sites = [self._validated(c.resource_type, c.body, c.url_id) for c in creations]
+        connection = within.connection
+        await self._check_references(
+            connection,
+            [(c.resource_type, c.resource_id, s) for c, s in zip(creations, sites, strict=True)],
+            within,
+        )
+        new = [self._first_version(c) for c in creations]
+        try:
+            await repository.insert_new(connection, new)
+        except IntegrityError as error:
+            raise Conflict("A resource of the bundle was created concurrently; retry") from error
+        stored = [n.stored for n in new]
+        await self._after_write(
+            connection, [Written(s, c.body, None) for s, c in zip(stored, creations, strict=True)]
+        )
+        return stored
 
     async def update(
         self,
@@ -291,20 +337,13 @@ class Interactions:
         async with self.database.read() as connection:
             yield connection
 
-    @asynccontextmanager
-    async def _single_read(self, within: Transaction | None) -> AsyncIterator[AsyncConnection]:
-        """A connection for a read of one statement, which needs no transaction around it.
-
-        On PostgreSQL it runs in autocommit: one statement sees one snapshot anyway, and the
-        BEGIN and ROLLBACK were two of a read by id's three round trips to the database.
-        """
-        if within is not None or self.database.is_sqlite:
-            async with self._reading(within) as connection:
-                yield connection
-            return
-        async with self.database.read() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            yield connection
+    async def _current(
+        self, resource_type: str, resource_id: str, within: Transaction | None
+    ) -> tuple[int, Stored] | None:
+        """Inside a bundle, its own writes; else one statement with no transaction around it."""
+        if within is not None:
+            return await repository.current(within.connection, resource_type, resource_id)
+        return await repository.current_now(self.database, resource_type, resource_id)
 
     @asynccontextmanager
     async def _writing(self, within: Transaction | None) -> AsyncIterator[AsyncConnection]:
@@ -361,7 +400,7 @@ class Interactions:
             self._check_version(previous[1], if_match)
             if not previous[1].deleted and _same_content(previous[1].content, body, resource_id):
                 return Outcome(previous[1], created=False, changed=False)
-        await self._check_references(connection, resource_type, resource_id, sites, within)
+        await self._check_references(connection, [(resource_type, resource_id, sites)], within)
         created = previous is None or previous[1].deleted
         stored = await self._save(connection, resource_type, resource_id, body, previous, "PUT")
         return Outcome(stored, created=created)
@@ -403,12 +442,23 @@ class Interactions:
             raise Conflict(
                 f"{resource_type}/{resource_id} was created concurrently; retry"
             ) from error
-        await self._after_write(connection, Written(stored, body, _stored_of(previous)))
+        await self._after_write(connection, [Written(stored, body, _stored_of(previous))])
         return stored
 
-    async def _after_write(self, connection: AsyncConnection, written: Written) -> None:
-        for hook in self.hooks:
-            await hook(connection, written)
+    def _first_version(self, creation: Creation) -> repository.NewResource:
+        moment = self.clock()
+        rtype, rid, body = creation.resource_type, creation.resource_id, creation.body
+        return repository.NewResource(
+            rtype,
+            rid,
+            repository.with_meta(body, rid, 1, moment),
+            moment,
+            extract(rtype, body, self.base_url),
+            creation.method,
+        )
+
+    async def _after_write(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
+        await run_hooks(self.hooks, connection, batch)
 
     async def _delete_locked(
         self, connection: AsyncConnection, previous: tuple[int, Stored]
@@ -426,29 +476,112 @@ class Interactions:
             index_rows={},
             deleted=True,
         )
-        await self._after_write(connection, Written(deleted, None, stored))
+        await self._after_write(connection, [Written(deleted, None, stored)])
         return deleted
 
     async def single_match(
         self, connection: AsyncConnection, resource_type: str, query: str
     ) -> tuple[int, Stored] | None:
         """The one resource conditional criteria name, None for none; 412 for several."""
-        matches = await self.matching(connection, resource_type, query)
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"'{resource_type}?{query}' matches {len(matches)} resources; expected one"
-            )
-        return matches[0] if matches else None
+        return (await self.single_matches(connection, [(resource_type, query)]))[0]
+
+    async def single_matches(
+        self, connection: AsyncConnection, conditions: Sequence[tuple[str, str]]
+    ) -> list[tuple[int, Stored] | None]:
+        """``single_match`` of many (type, criteria) pairs, looked up together."""
+        found = await self.matching_all(connection, conditions)
+        for (resource_type, query), matches in zip(conditions, found, strict=True):
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"'{resource_type}?{query}' matches {len(matches)} resources; expected one"
+                )
+        return [matches[0] if matches else None for matches in found]
 
     async def matching(
         self, connection: AsyncConnection, resource_type: str, query: str
     ) -> list[tuple[int, Stored]]:
-        """At most two current resources matching conditional criteria (two proves 'many').
+        """At most two current resources matching conditional criteria (two proves 'many')."""
+        return (await self.matching_all(connection, [(resource_type, query)]))[0]
+
+    async def matching_all(
+        self, connection: AsyncConnection, conditions: Sequence[tuple[str, str]]
+    ) -> list[list[tuple[int, Stored]]]:
+        """``matching`` of many (type, criteria) pairs: one lock statement, one query and one
+        re-read for all of them, whatever their number.
 
         Each match is re-read under a row lock, as a plain update does: the caller writes
         its next version, and a concurrent update between match and write would otherwise
         make that version number collide (a 500) instead of waiting for it.
         """
+        if not conditions:
+            return []
+        parsed = [self._conditional_criteria(rtype, query) for rtype, query in conditions]
+        if not self.database.is_sqlite:
+            # Key the lock on the parsed criteria, not the raw text: a header and a
+            # URL-encoded query (or reordered parameters) naming the same criteria must
+            # serialise, or two conditional writes can each find nothing and both create.
+            await repository.advisory_locks(connection, map(_criteria_lock, parsed))
+        candidates = await self._candidates(connection, parsed)
+        selects = [
+            select(literal_column(str(n), Integer).label("n"), resource.c.pk)
+            .where(search_sql.where(parsed[n], self.base_url))
+            .order_by(resource.c.pk)
+            .limit(2)
+            .subquery()
+            for n in candidates
+        ]
+        rows: list[Any] = []
+        if selects:
+            query = (
+                union_all(*(select(*s.c) for s in selects)).subquery()
+                if selects[1:]
+                else selects[0]
+            )
+            rows = list(await connection.execute(select(*query.c)))
+        # Locked in one order everywhere (by key): no deadlocks.
+        current = await repository.current_by_keys(connection, sorted({row.pk for row in rows}))
+        found: list[list[tuple[int, Stored]]] = [[] for _ in parsed]
+        for row in sorted(rows, key=lambda r: r.pk):
+            stored = current.get(row.pk)
+            if stored is not None and not stored.deleted:  # deleted while we waited
+                found[row.n].append((row.pk, stored))
+        return found
+
+    async def _candidates(
+        self, connection: AsyncConnection, parsed: list[search_criteria.Criteria]
+    ) -> list[int]:
+        """Which of the criteria may match anything, the rest ruled out cheaply.
+
+        Criteria that are one plain token parameter each (``identifier=system|value``, as
+        every If-None-Exist of an ingest) are grouped by type and parameter, and each group is
+        first tried as one search ORing all their values: building one condition with many
+        values costs a fraction of many conditions, and new data matches nothing. Only when
+        that search finds something are the group's criteria looked up one by one.
+        """
+        groups: dict[tuple[str, str], list[int]] = {}
+        candidates: list[int] = []
+        for n, criteria in enumerate(parsed):
+            (first, *rest) = criteria.criteria
+            plain = first.param.type == "token" and not first.param.name.startswith("_")
+            if rest or not plain or first.modifier or first.chain or first.has:
+                candidates.append(n)
+            else:
+                groups.setdefault((criteria.resource_type, first.param.name), []).append(n)
+        for members in groups.values():
+            if len(members) > 1:
+                combined = parsed[members[0]].criteria[0]
+                values = tuple(v for n in members for v in parsed[n].criteria[0].values)
+                probe = search_criteria.Criteria(
+                    parsed[members[0]].resource_type, [replace(combined, values=values)]
+                )
+                query = select(resource.c.pk).where(search_sql.where(probe, self.base_url))
+                if await connection.scalar(query.limit(1)) is None:
+                    continue
+            candidates.extend(members)
+        return sorted(candidates)
+
+    @staticmethod
+    def _conditional_criteria(resource_type: str, query: str) -> search_criteria.Criteria:
         pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         parsed = search_criteria.parse(resource_type, pairs)
         if parsed.unknown:
@@ -459,37 +592,34 @@ class Interactions:
         if not parsed.criteria:
             # Nothing to evaluate is a malformed request (400), not a failed precondition.
             raise BadRequest("Conditional criteria must name at least one search parameter")
-        if not self.database.is_sqlite:
-            # Key the lock on the parsed criteria, not the raw text: a header and a
-            # URL-encoded query (or reordered parameters) naming the same criteria must
-            # serialise, or two conditional writes can each find nothing and both create.
-            criteria = sorted(
-                (c.param.name, c.modifier or "", sorted(c.values)) for c in parsed.criteria
-            )
-            digest = hashlib.sha256(orjson.dumps([resource_type, criteria])).digest()
-            key = int.from_bytes(digest[:8], "big", signed=True)
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        rows = await connection.execute(
-            select(resource.c.pk, resource.c.id)
-            .where(search_sql.where(parsed, self.base_url))
-            .order_by(resource.c.pk)  # lock in one order everywhere: no deadlocks
-            .limit(2)
-        )
-        found = []
-        for row in rows.all():
-            current = await repository.current(connection, resource_type, row.id, lock=True)
-            if current is not None and not current[1].deleted:  # deleted while we waited
-                found.append(current)
-        return found
+        return parsed
 
     async def _check_references(
         self,
         connection: AsyncConnection,
-        resource_type: str,
-        resource_id: str,
-        sites: list[model.ReferenceSite],
+        writes: Sequence[tuple[str, str, list[model.ReferenceSite]]],
         within: Transaction | None,
     ) -> None:
+        """Refuse (422) the first of the writes (type, id, reference sites) with a reference
+        that cannot resolve; the targets of all of them are looked up in one query."""
+        checked = [self._reference_targets(*write) for write in writes]
+        pending = within.pending if within is not None else set()  # the bundle's own creates
+        wanted = {key for _, targets in checked for key in targets}
+        found = pending | await repository.existing(connection, wanted - pending)
+        for issues, targets in checked:
+            issues += [
+                _ref_issue(site, f"'{site.reference}' does not resolve")
+                for key, site in targets.items()
+                if key not in found
+            ]
+            if issues:
+                raise Unprocessable(issues=issues)
+
+    def _reference_targets(
+        self, resource_type: str, resource_id: str, sites: list[model.ReferenceSite]
+    ) -> tuple[list[Issue], dict[tuple[str, str], model.ReferenceSite]]:
+        """The malformed or disallowed references of one write, and the local resources its
+        other references name (the resource itself excepted) that must exist."""
         issues: list[Issue] = []
         wanted: dict[tuple[str, str], model.ReferenceSite] = {}
         for site in sites:
@@ -522,14 +652,19 @@ class Interactions:
                 )
             elif (target_type, target_id) != (resource_type, resource_id):
                 wanted[(target_type, target_id)] = site
-        found = await repository.existing(connection, wanted)
-        if within is not None:
-            found |= within.pending  # created later in the same bundle
-        for key, site in wanted.items():
-            if key not in found:
-                issues.append(_ref_issue(site, f"'{site.reference}' does not resolve"))
-        if issues:
-            raise Unprocessable(issues=issues)
+        return issues, wanted
+
+
+def _criteria_lock(parsed: search_criteria.Criteria) -> int:
+    """The advisory lock key of conditional criteria: the same for the same criteria."""
+    criteria = sorted((c.param.name, c.modifier or "", sorted(c.values)) for c in parsed.criteria)
+    return repository.lock_key(orjson.dumps([parsed.resource_type, criteria]))
+
+
+def _without_id(body: dict[str, Any]) -> dict[str, Any]:
+    """A create's body: "If an id is provided, the server SHALL ignore it" (R4
+    http.html#create), dropped before validating so a malformed one cannot refuse it either."""
+    return {k: v for k, v in body.items() if k != "id"}
 
 
 def _stored_of(previous: tuple[int, Stored] | None) -> Stored | None:

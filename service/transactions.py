@@ -4,9 +4,18 @@ A transaction runs every entry in one database transaction, in R4's processing o
 ``urn:uuid:`` full URLs and conditional references (``Patient?identifier=…``) resolved and
 rewritten in every resource first; any failure rolls everything back and answers with the
 failing entry's OperationOutcome, located at ``Bundle.entry[i]``. The write hooks (keyworking
-rules, Provenance) run per entry inside that transaction, so a rule holds across the bundle.
+rules, Provenance) run inside that transaction, so a rule holds across the bundle.
 A batch runs each entry on its own and reports each entry's outcome.
 https://hl7.org/fhir/R4/http.html#transaction
+
+Ingest speed: a transaction's plain creates (a POST that no If-None-Exist matched, a PUT to
+an id not in use, neither with a conditional reference) are written together, one statement
+per table (``Interactions.create_all``), each run of consecutive ones in processing order as
+one batch; everything else runs entry by entry. A batch checks what the entries would have
+checked one by one, and the keyworking rule sees the whole batch at once, so when a batch is
+refused the transaction is rolled back and run again entry by entry: that run finds the
+entry at fault and answers exactly as it always did. A refusal costs a second run; an
+accepted bundle is written in a few dozen statements instead of several hundred.
 """
 
 from __future__ import annotations
@@ -16,15 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import DBAPIError
 
 from fhir_mappings.issues import Issue
 from service.bundle_entries import PROCESSING_ORDER, Entry
 from service.errors import Conflict, FhirError, PreconditionFailed, Unprocessable
-from service.interactions import Interactions, Transaction
+from service.interactions import Creation, Interactions, Transaction
+from service.storage import repository
 from service.storage.repository import Stored
 
 _CONDITIONAL_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+\?.+")
+_REFERENCE_VALUE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
 # PostgreSQL deadlock and serialisation failures: the transaction may simply be run again.
 _RETRYABLE = ("40P01", "40001")
 _ATTEMPTS = 3
@@ -37,6 +49,10 @@ class _Plan:
     identities: dict[str, str] = field(default_factory=dict)  # fullUrl -> Type/id
     assigned: dict[int, str] = field(default_factory=dict)  # entry index -> id it writes
     found: dict[int, Stored] = field(default_factory=dict)  # conditional creates that matched
+
+
+class _Unbatched(Exception):
+    """A batch of creates was refused: run the transaction again, entry by entry."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +71,17 @@ class BundleProcessor:
         self.permitted = permitted  # raises for an entry the caller may not run
 
     async def transaction(self, entries: list[Entry]) -> list[EntryResult]:
+        try:
+            return await self._transaction(entries, batched=True)
+        except _Unbatched:
+            return await self._transaction(entries, batched=False)
+
+    async def _transaction(self, entries: list[Entry], *, batched: bool) -> list[EntryResult]:
         collision: DBAPIError | None = None
         for _ in range(_ATTEMPTS):
             try:
                 async with self.interactions.database.write() as connection:
-                    return await self._all_or_nothing(Transaction(connection), entries)
+                    return await self._all_or_nothing(Transaction(connection), entries, batched)
             except DBAPIError as error:
                 orig = error.orig
                 if getattr(orig, "sqlstate", None) not in _RETRYABLE:
@@ -78,17 +100,22 @@ class BundleProcessor:
                 results.append(EntryResult(f"{error.status}", outcome=located.outcome()))
         return results
 
-    async def _all_or_nothing(self, tx: Transaction, entries: list[Entry]) -> list[EntryResult]:
+    async def _all_or_nothing(
+        self, tx: Transaction, entries: list[Entry], batched: bool
+    ) -> list[EntryResult]:
         plan = _Plan()
+        matches = await (self._matches(tx, entries) if batched else self._each_match(tx, entries))
         for entry in entries:
-            try:
-                self.permitted(entry)
-                await self._identify(tx, entry, plan)
-            except FhirError as error:
-                raise _located(error, entry) from error
+            self._identify(tx, entry, plan, matches.get(entry.index))
         results: dict[int, EntryResult] = {}
         ordered = sorted(entries, key=lambda e: (PROCESSING_ORDER[e.method], e.index))
+        creations = await self._creations(tx, ordered, plan) if batched else {}
+        batch: list[tuple[int, Creation]] = []
         for entry in ordered:
+            if entry.index in creations:
+                batch.append((entry.index, creations[entry.index]))
+                continue
+            await self._create_all(tx, batch, results)
             try:
                 if entry.index in plan.found:
                     results[entry.index] = EntryResult(
@@ -99,26 +126,98 @@ class BundleProcessor:
                     results[entry.index] = await self._run(resolved, tx, plan)
             except FhirError as error:
                 raise _located(error, entry) from error
+        await self._create_all(tx, batch, results)
         return [results[entry.index] for entry in entries]
 
-    async def _identify(
-        self,
-        tx: Transaction,
-        entry: Entry,
-        plan: _Plan,
+    async def _creations(
+        self, tx: Transaction, ordered: list[Entry], plan: _Plan
+    ) -> dict[int, Creation]:
+        """The entries that are plain creates, as the creations they write (urn:uuid
+        references rewritten): see the module's docstring for which qualify."""
+        puts = {
+            (e.resource_type, plan.assigned[e.index])
+            for e in ordered
+            if e.method == "PUT" and e.index in plan.assigned
+        }
+        taken = await repository.existing(tx.connection, puts, with_deleted=True)
+        creations: dict[int, Creation] = {}
+        for entry in ordered:
+            resource_id = plan.assigned.get(entry.index)
+            key = (entry.resource_type, resource_id or "")
+            if (
+                resource_id is None
+                or entry.resource is None
+                or entry.index in plan.found
+                or entry.if_match is not None
+                or key in taken
+            ):
+                continue
+            raw, references = _references(entry.resource)
+            if any(_CONDITIONAL_REFERENCE.match(reference) for reference in references):
+                continue
+            taken.add(key)  # a second write of the same resource runs after the first
+            resolved = {r: plan.identities[r] for r in references if r in plan.identities}
+            body = _rewritten(raw, resolved) if resolved else entry.resource
+            make = Creation.post if entry.method == "POST" else Creation.put
+            creations[entry.index] = make(entry.resource_type, resource_id, body)
+        return creations
+
+    async def _create_all(
+        self, tx: Transaction, batch: list[tuple[int, Creation]], results: dict[int, EntryResult]
     ) -> None:
+        """Write the batch gathered so far (and empty it); a refusal runs it all again."""
+        if not batch:
+            return
+        try:
+            stored = await self.interactions.create_all([c for _, c in batch], tx)
+        except FhirError as error:
+            raise _Unbatched from error
+        for (index, _), written in zip(batch, stored, strict=True):
+            results[index] = EntryResult("201 Created", written)
+        batch.clear()
+
+    async def _each_match(self, tx: Transaction, entries: list[Entry]) -> dict[int, Stored]:
+        """What each conditional create or update matches, entry by entry in Bundle order
+        (the first refused entry, for permission or its criteria, is the one reported)."""
+        matches: dict[int, Stored] = {}
+        for entry in entries:
+            try:
+                self.permitted(entry)
+                criteria = _criteria(entry)
+                if criteria is not None:
+                    match = await self.interactions.single_match(
+                        tx.connection, entry.resource_type, criteria
+                    )
+                    if match is not None:
+                        matches[entry.index] = match[1]
+            except FhirError as error:
+                raise _located(error, entry) from error
+        return matches
+
+    async def _matches(self, tx: Transaction, entries: list[Entry]) -> dict[int, Stored]:
+        """``_each_match`` with every entry's criteria looked up together; a refusal runs the
+        transaction again entry by entry, to report the entry at fault."""
+        try:
+            for entry in entries:
+                self.permitted(entry)
+            conditional = [(e, c) for e in entries if (c := _criteria(e)) is not None]
+            found = await self.interactions.single_matches(
+                tx.connection, [(e.resource_type, c) for e, c in conditional]
+            )
+        except FhirError as error:
+            raise _Unbatched from error
+        return {e.index: m[1] for (e, _), m in zip(conditional, found, strict=True) if m}
+
+    def _identify(self, tx: Transaction, entry: Entry, plan: _Plan, match: Stored | None) -> None:
         """Fix which resource each entry writes, before any entry runs."""
         rtype = entry.resource_type
         resource_id = entry.resource_id
-        if entry.method == "POST" and entry.if_none_exist:
-            match = await self.interactions.single_match(tx.connection, rtype, entry.if_none_exist)
-            if match is not None:
-                plan.found[entry.index] = match[1]
-                resource_id = match[1].id
+        if entry.method == "POST" and match is not None:
+            plan.found[entry.index] = match
+            resource_id = match.id
         elif entry.method == "PUT" and entry.query:
-            match = await self.interactions.single_match(tx.connection, rtype, entry.query)
             body_id = (entry.resource or {}).get("id")
-            resource_id = match[1].id if match is not None else body_id
+            resource_id = match.id if match is not None else body_id
         if entry.method in ("POST", "PUT") and resource_id is None:
             resource_id = self.interactions.ids()
         if entry.method in ("POST", "PUT") and resource_id is not None:
@@ -145,8 +244,7 @@ class BundleProcessor:
                 cache[reference] = matches[0][1].reference
             return cache[reference]
 
-        targets: list[str] = []
-        _collect_references(entry.resource, targets.append)
+        raw, targets = _references(entry.resource)
         resolved = {
             ref: identities.get(ref) or await conditional(ref)
             for ref in targets
@@ -156,7 +254,7 @@ class BundleProcessor:
             raise problems[0]
         if not resolved:
             return entry
-        return replace(entry, resource=_rewritten(entry.resource, resolved))
+        return replace(entry, resource=_rewritten(raw, resolved))
 
     async def _run(self, entry: Entry, tx: Transaction | None, plan: _Plan) -> EntryResult:
         service, rtype = self.interactions, entry.resource_type
@@ -210,29 +308,40 @@ def _unresolved(reference: str, count: int) -> FhirError:
     return Unprocessable(f"Conditional reference '{reference}' matches no resource")
 
 
-def _collect_references(node: Any, found: Callable[[str], None]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                found(value)
-            else:
-                _collect_references(value, found)
-    elif isinstance(node, list):
-        for item in node:
-            _collect_references(item, found)
+def _criteria(entry: Entry) -> str | None:
+    """The search criteria of a conditional create (If-None-Exist) or update, if any."""
+    if entry.method == "POST":
+        return entry.if_none_exist or None
+    if entry.method == "PUT":
+        return entry.query or None
+    return None
 
 
-def _rewritten(node: Any, resolved: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: resolved.get(v, v)
-            if k == "reference" and isinstance(v, str)
-            else _rewritten(v, resolved)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_rewritten(item, resolved) for item in node]
-    return node
+def _references(resource: dict[str, Any]) -> tuple[bytes, list[str]]:
+    """The resource's JSON, and the string value of every ``reference`` key in it.
+
+    Found by one regular-expression scan of the compact JSON rather than a walk of the
+    nested dicts (several times faster, and every entry of a bundle goes through it): outside
+    string values the JSON has no spaces, and inside them every quote is escaped, so
+    ``"reference":"`` can only be such a key. Values with escapes are decoded as JSON.
+    """
+    raw = orjson.dumps(resource)
+    return raw, [_json_string(m.group(1)) for m in _REFERENCE_VALUE.finditer(raw)]
+
+
+def _json_string(content: bytes) -> str:
+    return str(orjson.loads(b'"' + content + b'"')) if b"\\" in content else content.decode()
+
+
+def _rewritten(raw: bytes, resolved: dict[str, str]) -> dict[str, Any]:
+    """The resource (as ``_references`` gave its JSON) with references replaced."""
+
+    def swap(match: re.Match[bytes]) -> bytes:
+        target = resolved.get(_json_string(match.group(1)))
+        return match.group(0) if target is None else b'"reference":' + orjson.dumps(target)
+
+    rewritten: dict[str, Any] = orjson.loads(_REFERENCE_VALUE.sub(swap, raw))
+    return rewritten
 
 
 def _located(error: FhirError, entry: Entry) -> FhirError:

@@ -5,6 +5,11 @@ for care records) register a ``WriteHook`` with ``Interactions`` instead of edit
 write path. A hook that raises a ``FhirError`` refuses the whole write: the transaction rolls
 back and nothing of it is kept.
 
+A transaction Bundle writes its plain creates together; a hook that can do its work for many
+writes at once (one statement per table instead of one per write) also implements
+``BatchWriteHook``, and ``run_hooks`` hands it the whole batch. A batch holds each resource
+at most once. A hook without the batch method is called write by write.
+
 Who is writing, and why, comes from ``write_context``: the HTTP layer sets it per request
 (client id from the token, reason from ``X-Provenance``); writes outside a request (the demo
 loader, the CLI) see the default, which names the server itself.
@@ -12,9 +17,10 @@ loader, the CLI) see the default, which names the server itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,3 +49,20 @@ class Written:
 
 class WriteHook(Protocol):
     async def __call__(self, connection: AsyncConnection, written: Written) -> None: ...
+
+
+@runtime_checkable
+class BatchWriteHook(WriteHook, Protocol):
+    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None: ...
+
+
+async def run_hooks(
+    hooks: Sequence[WriteHook], connection: AsyncConnection, batch: Sequence[Written]
+) -> None:
+    """Every hook over the batch, hook by hook, in the order the hooks were registered."""
+    for hook in hooks:
+        if isinstance(hook, BatchWriteHook):
+            await hook.write_batch(connection, batch)
+        else:
+            for written in batch:
+                await hook(connection, written)

@@ -9,12 +9,14 @@ else ``DEFAULT_REASON``. https://hl7.org/fhir/R4/provenance.html
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.audit.store import store_new
+from service.audit.store import first_version
 from service.search.dates import instant
+from service.storage.repository import insert_new
 from service.write_hooks import WriteContext, Written, write_context
 
 TRACKED_TYPES = ("CareTeam", "CarePlan")
@@ -40,25 +42,37 @@ def agents(context: WriteContext) -> list[dict[str, Any]]:
 
 
 class ProvenanceHook:
-    """The write hook; ``base_url`` indexes the Provenance like any stored resource."""
+    """The write hook (a ``BatchWriteHook``: one Provenance per tracked write of the batch,
+    inserted together); ``base_url`` indexes the Provenance like any stored resource."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
     async def __call__(self, connection: AsyncConnection, written: Written) -> None:
-        stored = written.stored
-        if stored.type not in TRACKED_TYPES:
-            return
+        await self.write_batch(connection, [written])
+
+    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
         context = write_context.get()
-        activity = "DELETE" if stored.deleted else _ACTIVITIES.get(stored.method, "UPDATE")
-        if activity == "UPDATE" and (written.previous is None or written.previous.deleted):
-            activity = "CREATE"
-        body = {
-            "resourceType": "Provenance",
-            "target": [{"reference": f"{stored.reference}/_history/{stored.version}"}],
-            "recorded": instant(stored.last_updated),
-            "activity": {"coding": [{"system": _DATA_OPERATION, "code": activity}]},
-            "reason": [{"text": context.reason or DEFAULT_REASON}],
-            "agent": agents(context),
-        }
-        await store_new(connection, body, stored.last_updated, self.base_url)
+        provenances = [
+            first_version(provenance(written, context), written.stored.last_updated, self.base_url)
+            for written in batch
+            if written.stored.type in TRACKED_TYPES
+        ]
+        if provenances:
+            await insert_new(connection, provenances)
+
+
+def provenance(written: Written, context: WriteContext) -> dict[str, Any]:
+    """The Provenance of one write of a CareTeam or CarePlan."""
+    stored = written.stored
+    activity = "DELETE" if stored.deleted else _ACTIVITIES.get(stored.method, "UPDATE")
+    if activity == "UPDATE" and (written.previous is None or written.previous.deleted):
+        activity = "CREATE"
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"{stored.reference}/_history/{stored.version}"}],
+        "recorded": instant(stored.last_updated),
+        "activity": {"coding": [{"system": _DATA_OPERATION, "code": activity}]},
+        "reason": [{"text": context.reason or DEFAULT_REASON}],
+        "agent": agents(context),
+    }

@@ -11,11 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from service.search.extraction import extract
 from service.storage import repository
-from service.storage.repository import NewResource, Stored
+from service.storage.repository import NewResource
 
 
 def first_version(body: dict[str, Any], moment: int, base_url: str) -> NewResource:
@@ -28,21 +26,4 @@ def first_version(body: dict[str, Any], moment: int, base_url: str) -> NewResour
         repository.with_meta(body, resource_id, 1, moment),
         moment,
         extract(resource_type, body, base_url),
-    )
-
-
-async def store_new(
-    connection: AsyncConnection, body: dict[str, Any], moment: int, base_url: str
-) -> Stored:
-    new = first_version(body, moment, base_url)
-    return await repository.save(
-        connection,
-        new.type,
-        new.id,
-        previous=None,
-        content=new.content,
-        number=1,
-        moment=moment,
-        method="POST",
-        index_rows=new.index_rows,
     )

@@ -13,73 +13,132 @@ writer's committed rows); SQLite write transactions are already serialised by
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.keyworking import nhs_number, projection, rules
+from fhir_mappings.keyworking.projection import Assignment
 from fhir_mappings.keyworking.terminology import ACCOUNTABLE
 from service.errors import Unprocessable
 from service.keyworking import store
+from service.storage.repository import advisory_locks, lock_key
 from service.write_hooks import Written
 
 
 class KeyworkingHook:
-    """A ``WriteHook`` for CareTeam, PractitionerRole, Patient and CarePlan writes."""
+    """A ``BatchWriteHook`` for CareTeam, PractitionerRole, Patient and CarePlan writes.
+
+    A batch is projected table by table: Patients first, because a CareTeam's rule check
+    looks up the identifiers its patient is also known by, then roles and plans, then
+    CareTeams, checked against each other as well as against what is stored.
+    """
 
     def __init__(self, *, is_sqlite: bool) -> None:
         self.is_sqlite = is_sqlite
 
     async def __call__(self, connection: AsyncConnection, written: Written) -> None:
-        stored, body = written.stored, written.body
-        if body is not None:
-            issues = (
-                rules.care_team_issues(body)
-                if stored.type == "CareTeam"
-                else nhs_number.reference_identifiers(body, stored.type)
+        await self.write_batch(connection, [written])
+
+    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
+        for written in batch:
+            _check(written)
+        of_type: dict[str, dict[str, dict[str, Any] | None]] = {}
+        for written in batch:
+            of_type.setdefault(written.stored.type, {})[written.stored.id] = written.body
+        if patients := of_type.get("Patient"):
+            await store.replace_patients(
+                connection,
+                {
+                    f"Patient/{i}": None if body is None else projection.patient(i, body)
+                    for i, body in patients.items()
+                },
             )
-            if stored.type == "Patient":
-                issues += nhs_number.patient_issues(body)
-            if issues:
-                raise Unprocessable(issues=issues)
-        if stored.type == "CareTeam":
-            await self._care_team(connection, stored.id, body)
-        elif stored.type == "PractitionerRole":
-            role = None if body is None else projection.practitioner_role(stored.id, body)
-            await store.replace_role(connection, stored.reference, role)
-        elif stored.type == "Patient":
-            row = None if body is None else projection.patient(stored.id, body)
-            await store.replace_patient(connection, stored.reference, row)
-        elif stored.type == "CarePlan":
-            plan = None if body is None else projection.care_plan(stored.id, body)
-            await store.replace_plan(connection, stored.id, plan)
+        if roles := of_type.get("PractitionerRole"):
+            await store.replace_roles(
+                connection,
+                {
+                    f"PractitionerRole/{i}": None
+                    if body is None
+                    else projection.practitioner_role(i, body)
+                    for i, body in roles.items()
+                },
+            )
+        if plans := of_type.get("CarePlan"):
+            await store.replace_plans(
+                connection,
+                {
+                    i: None if body is None else projection.care_plan(i, body)
+                    for i, body in plans.items()
+                },
+            )
+        if teams := of_type.get("CareTeam"):
+            await self._care_teams(connection, teams)
 
-    async def _care_team(
-        self, connection: AsyncConnection, care_team: str, body: dict[str, Any] | None
+    async def _care_teams(
+        self, connection: AsyncConnection, teams: dict[str, dict[str, Any] | None]
     ) -> None:
-        rows = [] if body is None else projection.care_team(care_team, body)
-        accountable = [r for r in rows if r.role == ACCOUNTABLE and r.team_active]
+        """Project the CareTeams, refusing them when a patient would have two accountable
+        professionals at once (against other teams stored, and the other teams of the batch)."""
+        rows: dict[str, list[Assignment]] = {
+            team: [] if body is None else projection.care_team(team, body)
+            for team, body in teams.items()
+        }
+        accountable = {  # team -> its patient, for the teams with an accountable professional
+            team: team_rows[0].patient
+            for team, team_rows in rows.items()
+            if any(r.role == ACCOUNTABLE and r.team_active for r in team_rows)
+        }
         if accountable:
-            aliases = await patient_aliases(connection, accountable[0].patient)
-            await self._lock(connection, aliases[0])
-            others = [
-                a
-                for a in await store.assignments(connection, patients=aliases, role=ACCOUNTABLE)
-                if a.care_team != care_team
+            aliases = await _aliases(connection, set(accountable.values()))
+            await self._lock(connection, {aliases[patient][0] for patient in accountable.values()})
+            everyone = {key for patient in accountable.values() for key in aliases[patient]}
+            stored = await store.assignments(connection, patients=everyone, role=ACCOUNTABLE)
+            current = [a for a in stored if a.care_team not in rows]
+            current += [
+                a for team_rows in rows.values() for a in team_rows if a.role == ACCOUNTABLE
             ]
-            issues = rules.accountable_issues(rows, others)
-            if issues:
-                raise Unprocessable(issues=issues)
-        await store.replace_assignments(connection, care_team, rows)
+            for team, patient in accountable.items():
+                people = set(aliases[patient])
+                others = [a for a in current if a.care_team != team and a.patient in people]
+                issues = rules.accountable_issues(rows[team], others)
+                if issues:
+                    raise Unprocessable(issues=issues)
+        await store.replace_assignments(
+            connection, list(rows), [a for team_rows in rows.values() for a in team_rows]
+        )
 
-    async def _lock(self, connection: AsyncConnection, patient: str) -> None:
-        if self.is_sqlite:
-            return
-        digest = hashlib.sha256(b"keyworking-patient:" + patient.encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    async def _lock(self, connection: AsyncConnection, patients: set[str]) -> None:
+        if not self.is_sqlite:
+            keys = (lock_key(b"keyworking-patient:" + patient.encode()) for patient in patients)
+            await advisory_locks(connection, keys)
+
+
+def _check(written: Written) -> None:
+    """The rules one write must meet on its own: CareTeam periods, NHS numbers."""
+    stored, body = written.stored, written.body
+    if body is None:
+        return
+    issues = (
+        rules.care_team_issues(body)
+        if stored.type == "CareTeam"
+        else nhs_number.reference_identifiers(body, stored.type)
+    )
+    if stored.type == "Patient":
+        issues += nhs_number.patient_issues(body)
+    if issues:
+        raise Unprocessable(issues=issues)
+
+
+async def _aliases(connection: AsyncConnection, keys: set[str]) -> dict[str, list[str]]:
+    """``patient_aliases`` of many keys: local Patients' identifiers in one query."""
+    local = sorted(key for key in keys if "|" not in key)
+    identifiers = await store.identifiers_for(connection, local) if local else {}
+    found = {key: [key, *sorted(identifiers.get(key, ()))] for key in local}
+    for key in keys - set(local):
+        found[key] = await patient_aliases(connection, key)
+    return found
 
 
 async def patient_aliases(connection: AsyncConnection, key: str) -> list[str]:

@@ -6,56 +6,94 @@ dataclasses (``Assignment``, ``Role``, ``PatientRow``, ``PlanRow``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import (
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.keyworking.projection import Assignment, PatientRow, PlanRow, Role
 from service.db.tables import kw_assignment, kw_patient, kw_patient_identifier, kw_plan, kw_role
+from service.storage.repository import insert_rows
 
 
-def _assignment(row: Any) -> Assignment:
+def _assignment(row: Sequence[Any]) -> Assignment:
+    """An ``Assignment`` from a row of ``kw_assignment``'s columns in table order.
+
+    Positional, not by name: the gaps report converts every assignment of the population, and
+    unpacking a row is several times cheaper than a dozen attribute lookups.
+    """
+    (
+        _,
+        care_team,
+        idx,
+        patient,
+        role,
+        member,
+        member_display,
+        organization,
+        starts,
+        ends,
+        team_active,
+        role_concepts,
+    ) = row
     return Assignment(
-        patient=row.patient,
-        role=row.role,
-        member=row.member,
-        care_team=row.care_team,
-        index=row.idx,
-        start=row.starts,
-        end=row.ends,
-        team_active=row.team_active,
-        member_display=row.member_display,
-        organization=row.organization,
-        role_concepts=tuple(orjson.loads(row.role_concepts)),
+        patient,
+        role,
+        member,
+        care_team,
+        idx,
+        starts,
+        ends,
+        bool(team_active),
+        member_display,
+        organization,
+        tuple(orjson.loads(role_concepts)),
     )
 
 
-def _role(row: Any) -> Role:
+def _role(row: Sequence[Any]) -> Role:
+    """A ``Role`` from a row of ``kw_role``'s columns in table order (positional, as above)."""
+    reference, practitioner, organization, active, display, organization_display, *blobs = row
+    telecom, leave = blobs
     return Role(
-        reference=row.reference,
-        active=row.active,
-        practitioner=row.practitioner,
-        organization=row.organization,
-        display=row.display,
-        organization_display=row.organization_display,
-        telecom=tuple(orjson.loads(row.telecom)),
-        leave=tuple((s, e, d) for s, e, d in orjson.loads(row.leave)),
+        reference,
+        bool(active),
+        practitioner,
+        organization,
+        display,
+        organization_display,
+        tuple(orjson.loads(telecom)),
+        tuple((s, e, d) for s, e, d in orjson.loads(leave)),
     )
 
 
 # -- writes ------------------------------------------------------------------------------------
+# Each replaces the projection of many resources at once (a transaction Bundle's batch, or
+# one write): one DELETE and one executemany INSERT per table, whatever the batch size.
 
 
 async def replace_assignments(
-    connection: AsyncConnection, care_team: str, rows: Sequence[Assignment]
+    connection: AsyncConnection, care_teams: Collection[str], rows: Sequence[Assignment]
 ) -> None:
-    await connection.execute(delete(kw_assignment).where(kw_assignment.c.care_team == care_team))
+    """The CareTeams' participants become ``rows`` (every row is of one of ``care_teams``)."""
+    await connection.execute(
+        delete(kw_assignment).where(kw_assignment.c.care_team.in_(list(care_teams)))
+    )
     if rows:
-        await connection.execute(
-            insert(kw_assignment),
+        await insert_rows(
+            connection,
+            kw_assignment,
             [
                 {
                     "care_team": a.care_team,
@@ -75,59 +113,170 @@ async def replace_assignments(
         )
 
 
-async def replace_role(connection: AsyncConnection, reference: str, role: Role | None) -> None:
-    await connection.execute(delete(kw_role).where(kw_role.c.reference == reference))
-    if role is not None:
-        await connection.execute(
-            insert(kw_role).values(
-                reference=role.reference,
-                practitioner=role.practitioner,
-                organization=role.organization,
-                active=role.active,
-                display=role.display,
-                organization_display=role.organization_display,
-                telecom=orjson.dumps(role.telecom),
-                leave=orjson.dumps(role.leave),
-            )
+async def replace_roles(connection: AsyncConnection, roles: Mapping[str, Role | None]) -> None:
+    """Each PractitionerRole reference's row becomes its Role, or goes (None: deleted)."""
+    await connection.execute(delete(kw_role).where(kw_role.c.reference.in_(list(roles))))
+    kept = [role for role in roles.values() if role is not None]
+    if kept:
+        await insert_rows(
+            connection,
+            kw_role,
+            [
+                {
+                    "reference": role.reference,
+                    "practitioner": role.practitioner,
+                    "organization": role.organization,
+                    "active": role.active,
+                    "display": role.display,
+                    "organization_display": role.organization_display,
+                    "telecom": orjson.dumps(role.telecom),
+                    "leave": orjson.dumps(role.leave),
+                }
+                for role in kept
+            ],
         )
 
 
-async def replace_patient(
-    connection: AsyncConnection, reference: str, patient: PatientRow | None
+async def replace_patients(
+    connection: AsyncConnection, patients: Mapping[str, PatientRow | None]
 ) -> None:
+    """Each Patient reference's rows become its PatientRow, or go (None: deleted)."""
+    references = list(patients)
     await connection.execute(
-        delete(kw_patient_identifier).where(kw_patient_identifier.c.patient == reference)
+        delete(kw_patient_identifier).where(kw_patient_identifier.c.patient.in_(references))
     )
-    await connection.execute(delete(kw_patient).where(kw_patient.c.reference == reference))
-    if patient is None:
+    await connection.execute(delete(kw_patient).where(kw_patient.c.reference.in_(references)))
+    kept = {reference: row for reference, row in patients.items() if row is not None}
+    if not kept:
         return
-    await connection.execute(
-        insert(kw_patient).values(
-            reference=reference, display=patient.display, organization=patient.organization
-        )
+    await insert_rows(
+        connection,
+        kw_patient,
+        [
+            {"reference": reference, "display": row.display, "organization": row.organization}
+            for reference, row in kept.items()
+        ],
     )
-    if patient.identifiers:
-        await connection.execute(
-            insert(kw_patient_identifier),
-            [{"patient": reference, "identifier": key} for key in set(patient.identifiers)],
-        )
+    identifiers = [
+        {"patient": reference, "identifier": key}
+        for reference, row in kept.items()
+        for key in dict.fromkeys(row.identifiers)
+    ]
+    if identifiers:
+        await insert_rows(connection, kw_patient_identifier, identifiers)
 
 
-async def replace_plan(connection: AsyncConnection, care_plan: str, plan: PlanRow | None) -> None:
-    await connection.execute(delete(kw_plan).where(kw_plan.c.care_plan == care_plan))
-    if plan is not None:
-        await connection.execute(
-            insert(kw_plan).values(
-                care_plan=care_plan,
-                patient=plan.patient,
-                active=plan.active,
-                review_due=plan.review_due,
-                unperformed=",".join(map(str, plan.unperformed)),
-            )
+async def replace_plans(connection: AsyncConnection, plans: Mapping[str, PlanRow | None]) -> None:
+    """Each CarePlan id's row becomes its PlanRow, or goes (None: deleted or no patient)."""
+    await connection.execute(delete(kw_plan).where(kw_plan.c.care_plan.in_(list(plans))))
+    kept = [(care_plan, plan) for care_plan, plan in plans.items() if plan is not None]
+    if kept:
+        await insert_rows(
+            connection,
+            kw_plan,
+            [
+                {
+                    "care_plan": care_plan,
+                    "patient": plan.patient,
+                    "active": plan.active,
+                    "review_due": plan.review_due,
+                    "unperformed": ",".join(map(str, plan.unperformed)),
+                }
+                for care_plan, plan in kept
+            ],
         )
 
 
 # -- reads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    """All ``$accountable`` needs about one person, read in one statement (``person``)."""
+
+    key: str  # the projection key: the Patient carrying the identifier asked about, else as asked
+    known: bool  # a Patient, or the subject of some CareTeam
+    display: str | None
+    assignments: list[Assignment]
+    roles: list[Role]
+
+
+def _person_sql(binary_order: str, key: str) -> str:
+    """Person, aliases, assignments and the roles they name as one ``UNION ALL``.
+
+    One round trip instead of five. Each row is a kind (0 assignment, 1 role, 2 Patient), then
+    ``kw_assignment``'s columns, then ``kw_role``'s (a Patient fills ``reference`` and
+    ``display``), so the row converters read their slice. The roles members name and the roles
+    of members that are Practitioners are two branches, not an ``OR``, so both use an index.
+    Several Patients may carry one NHS number; the first in code-point order
+    (``binary_order``) is the person, as Python sorts. ``key`` is the parameter's placeholder.
+    """
+    return f"""
+        WITH person(key) AS (
+            SELECT coalesce(
+                (SELECT patient FROM kw_patient_identifier WHERE identifier = {key}
+                 ORDER BY patient {binary_order} LIMIT 1),
+                {key})
+        ),
+        alias(key) AS (
+            SELECT key FROM person
+            UNION ALL
+            SELECT identifier FROM kw_patient_identifier WHERE patient = (SELECT key FROM person)
+        ),
+        assigned AS (
+            SELECT * FROM kw_assignment WHERE patient IN (SELECT key FROM alias)
+        )
+        SELECT 0, pk, care_team, idx, patient, role, member, member_display, organization,
+               starts, ends, team_active, role_concepts,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM assigned
+        UNION ALL
+        SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               reference, practitioner, organization, active, display, organization_display,
+               telecom, leave
+        FROM kw_role WHERE reference IN (SELECT member FROM assigned)
+        UNION ALL
+        SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               reference, practitioner, organization, active, display, organization_display,
+               telecom, leave
+        FROM kw_role WHERE practitioner IN (SELECT member FROM assigned)
+                       AND reference NOT IN (SELECT member FROM assigned)
+        UNION ALL
+        SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               reference, NULL, NULL, NULL, display, NULL, NULL, NULL
+        FROM kw_patient WHERE reference = (SELECT key FROM person)
+        ORDER BY 1, 2
+        """
+
+
+_PERSON_SQLITE = text(_person_sql("", ":key"))
+_PERSON_POSTGRESQL = _person_sql('COLLATE "C"', "$1")
+
+
+async def person(connection: AsyncConnection, key: str) -> Person:
+    """The person ``key`` (``Patient/id`` or ``system|value``) names, with every alias's rows.
+
+    One statement, so it needs no transaction. On PostgreSQL it goes straight to asyncpg
+    (prepared once per connection), as ``Database.first_row`` does for a read by id: through
+    SQLAlchemy's ``execute`` it cost as much CPU as all the rest of ``$accountable``.
+    """
+    rows: Sequence[Sequence[Any]]
+    if connection.dialect.name == "sqlite":
+        rows = (await connection.execute(_PERSON_SQLITE, {"key": key})).all()
+    else:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection always has its driver's
+        rows = await driver.fetch(_PERSON_POSTGRESQL, key)
+    assignments = [_assignment(row[1:13]) for row in rows if row[0] == 0]
+    roles = [_role(row[13:21]) for row in rows if row[0] == 1]
+    patient = next((row for row in rows if row[0] == 2), None)
+    return Person(
+        key if patient is None else patient[13],
+        patient is not None or bool(assignments),
+        None if patient is None else patient[17],
+        assignments,
+        roles,
+    )
 
 
 async def assignments(
@@ -191,39 +340,121 @@ async def identifiers_for(
         kw_patient_identifier.c.patient.in_(list(patients))
     )
     found: dict[str, list[str]] = {}
-    for row in await connection.execute(query):
-        found.setdefault(row.patient, []).append(row.identifier)
+    for patient, identifier in await connection.execute(query):
+        found.setdefault(patient, []).append(identifier)
     return found
 
 
-async def known_identifiers(connection: AsyncConnection, keys: Collection[str]) -> set[str]:
-    """Which of ``keys`` (``system|value``) some Patient carries."""
-    query = select(kw_patient_identifier.c.identifier).where(
-        kw_patient_identifier.c.identifier.in_(list(keys))
+_ALIASED = text(
+    """
+    SELECT identifier, patient FROM kw_patient_identifier
+    WHERE identifier IN (SELECT patient FROM kw_assignment WHERE patient LIKE '%|%'
+                         UNION SELECT patient FROM kw_plan WHERE patient LIKE '%|%')
+    """
+)
+
+
+async def aliased_subjects(connection: AsyncConnection) -> dict[str, list[str]]:
+    """Each Patient's identifiers that CareTeams or CarePlans name people by.
+
+    An identifier several Patients carry belongs to the first in code-point order, as in
+    ``person``. Read once per gaps page: few people are named by identifier, so this spares
+    a look-up of identifiers for every chunk of people.
+    """
+    owner: dict[str, str] = {}
+    for identifier, patient in await connection.execute(_ALIASED):
+        owner[identifier] = min(patient, owner.get(identifier, patient))
+    found: dict[str, list[str]] = {}
+    for identifier, patient in owner.items():
+        found.setdefault(patient, []).append(identifier)
+    return found
+
+
+# Assignments (``kw_assignment``'s columns from ``pk`` to ``team_active``) and plans (their
+# ``active`` in that last column, then ``review_due`` and ``unperformed``) as one result.
+_GROUP = text(
+    """
+    SELECT 1, NULL, pk, care_team, idx, patient, role, member, member_display, organization,
+           starts, ends, team_active, NULL, NULL
+    FROM kw_assignment WHERE patient IN :keys
+    UNION ALL
+    SELECT 2, care_plan, NULL, NULL, NULL, patient, NULL, NULL, NULL, NULL, NULL, NULL,
+           active, review_due, unperformed
+    FROM kw_plan WHERE patient IN :keys
+    ORDER BY 1, 3, 2
+    """
+).bindparams(bindparam("keys", expanding=True))
+
+
+async def group(
+    connection: AsyncConnection, keys: Collection[str]
+) -> tuple[list[Assignment], list[PlanRow]]:
+    """The assignments and plans under ``keys``, in one round trip (the gaps report's chunk).
+
+    Assignments come without role codings (the report never shows them) in the order they
+    were written (as ``assignments`` gives them), plans by id.
+    """
+    assignments: list[Assignment] = []
+    plans: list[PlanRow] = []
+    for kind, care_plan, *columns, review_due, unperformed in await connection.execute(
+        _GROUP, {"keys": list(keys)}
+    ):
+        if kind == 1:
+            assignments.append(_assignment((*columns, b"[]")))
+        else:
+            patient, active = columns[3], columns[10]  # in the patient and team_active columns
+            performers = tuple(int(i) for i in unperformed.split(",") if i)
+            plans.append(PlanRow(care_plan, patient, bool(active), review_due, performers))
+    return assignments, plans
+
+
+_SUBJECTS = union_all(select(kw_assignment.c.patient), select(kw_plan.c.patient)).subquery()
+_PEOPLE = union_all(
+    select(kw_patient.c.reference),
+    select(_SUBJECTS.c.patient)
+    .where(
+        ~select(kw_patient.c.reference)
+        .where(kw_patient.c.reference == _SUBJECTS.c.patient)
+        .exists(),
+        ~select(kw_patient_identifier.c.identifier)
+        .where(kw_patient_identifier.c.identifier == _SUBJECTS.c.patient)
+        .exists(),
     )
-    return set((await connection.scalars(query)).all())
+    .distinct(),
+)
 
 
-async def plans_for(connection: AsyncConnection, patients: Collection[str]) -> list[PlanRow]:
-    query = select(kw_plan).where(kw_plan.c.patient.in_(list(patients)))
-    return [
-        PlanRow(
-            r.care_plan,
-            r.patient,
-            r.active,
-            r.review_due,
-            tuple(int(i) for i in r.unperformed.split(",") if i),
-        )
-        for r in await connection.execute(query.order_by(kw_plan.c.care_plan))
-    ]
+async def people(connection: AsyncConnection) -> list[str]:
+    """Everyone to report on, once, in code-point order: Patients, and the identifier-only
+    subjects of CareTeams and CarePlans — but an identifier some Patient carries is that Patient.
+
+    Patients plus the few subjects that are neither a Patient nor a Patient's identifier: two
+    anti-joins, instead of sorting every assignment's patient to remove duplicates.
+    """
+    return sorted([key for (key,) in await connection.execute(_PEOPLE)])
 
 
-async def patient_keys(connection: AsyncConnection) -> list[str]:
-    """Every person the projection knows: Patients, and identifier-only CareTeam subjects."""
-    known = set((await connection.scalars(select(kw_patient.c.reference))).all())
-    known |= set((await connection.scalars(select(kw_assignment.c.patient).distinct())).all())
-    known |= set((await connection.scalars(select(kw_plan.c.patient).distinct())).all())
-    return sorted(known)
+_CASELOADS = (
+    select(kw_assignment.c.member, func.count(kw_assignment.c.patient.distinct()))
+    .where(
+        kw_assignment.c.role == bindparam("role"),
+        kw_assignment.c.team_active,
+        or_(kw_assignment.c.starts.is_(None), kw_assignment.c.starts <= bindparam("at")),
+        or_(kw_assignment.c.ends.is_(None), kw_assignment.c.ends > bindparam("at")),
+    )
+    .group_by(kw_assignment.c.member)
+)
+
+
+async def caseloads(connection: AsyncConnection, role: str, at: int) -> dict[str, int]:
+    """People per member for whom the member holds ``role`` at ``at``, counted by the database.
+
+    The set-based form of ``caseload.keyworker_counts`` (current: the team active and the
+    period covering ``at``), for the gaps report, which needs every key worker's caseload on
+    each page: counting in SQL spares reading and converting every assignment of the population.
+    """
+    rows = await connection.execute(_CASELOADS, {"role": role, "at": at})
+    return {member: count for member, count in rows}
 
 
 async def patients_served_by(connection: AsyncConnection, organization: str) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from service.search.dates import MAX_US, MIN_US, date_range
@@ -46,7 +47,7 @@ def normalise(text: str) -> str:
 def values_at(node: Any, path: str) -> Iterator[Any]:
     """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type."""
     nodes = [node]
-    for step in path.split("."):
+    for step in _steps(path):
         found: list[Any] = []
         for current in nodes:
             if not isinstance(current, dict):
@@ -60,6 +61,11 @@ def values_at(node: Any, path: str) -> Iterator[Any]:
                 found.extend(child if isinstance(child, list) else [child])
         nodes = found
     yield from nodes
+
+
+@cache
+def _steps(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def _is_choice(key: str, prefix: str) -> bool:
@@ -205,14 +211,18 @@ def _rows_for(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[s
 
 
 def extract(resource_type: str, body: dict[str, Any], base_url: str) -> dict[str, list[Row]]:
-    """Index rows by table kind (``token``, ``string``, ...), without duplicates."""
+    """Index rows by table kind (``token``, ``string``, ...), without duplicates.
+
+    Every row of one kind is built with the same keys in the same order, so its values
+    alone tell duplicates apart (cheaper than sorting its items: this runs on every write).
+    """
     rows: dict[str, list[Row]] = {}
-    seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
     for param in SEARCH_PARAMETERS.get(resource_type, ()):
         for path in param.paths:
             for value in values_at(body, path):
                 for kind, row in _rows_for(param, value, base_url):
-                    key = (kind, tuple(sorted(row.items())))
+                    key = (kind, tuple(row.values()))
                     if key not in seen:
                         seen.add(key)
                         rows.setdefault(kind, []).append(row)
