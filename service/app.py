@@ -5,6 +5,7 @@ Nothing here reads the environment; the CLI builds ``Settings()`` and tests pass
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,7 +40,7 @@ from service.paging import Cursors
 from service.registry import RESOURCE_TYPES
 from service.routes import auth, bundles, history, operations, resources, system
 from service.routes.access import INSECURE_HEADER, access_dependency
-from service.routes.instance_reads import InstanceReads
+from service.routes.hot_paths import HotPaths
 from service.settings import Settings
 
 log = logging.getLogger("keyworker")
@@ -135,6 +136,10 @@ def create_app(
                 "INSECURE: started with authentication switched off (--insecure-no-auth); "
                 "every request is served without a token. Never do this with real data."
             )
+        # Everything built so far (the FHIR models above all) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it each time a
+        # large answer (the gaps report) allocates its way into one.
+        gc.freeze()
         yield
         await app.state.audit.stop()
         await http.aclose()
@@ -154,7 +159,7 @@ def create_app(
     )
     _install_error_handlers(app)
 
-    app.add_middleware(InstanceReads, settings=settings)
+    app.add_middleware(HotPaths, settings=settings)
     if settings.insecure_no_auth:
         app.add_middleware(AnnounceInsecure)
     app.include_router(system.probes)

@@ -57,10 +57,16 @@ class Answer:
 class Roles:
     """The projected roles, looked up by reference and by practitioner."""
 
-    def __init__(self, roles: Iterable[Role]) -> None:
+    def __init__(self, roles: Iterable[Role] = ()) -> None:
         self.by_reference: dict[str, Role] = {}
         self.by_practitioner: dict[str, list[Role]] = {}
+        self.add(roles)
+
+    def add(self, roles: Iterable[Role]) -> None:
+        """More roles, each once (a report adds the roles of each chunk of people it reads)."""
         for role in roles:
+            if role.reference in self.by_reference:
+                continue
             self.by_reference[role.reference] = role
             if role.practitioner:
                 self.by_practitioner.setdefault(role.practitioner, []).append(role)

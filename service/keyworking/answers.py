@@ -8,10 +8,13 @@ other update.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import contextlib
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,17 +26,49 @@ from fhir_mappings.keyworking.terminology import KEYWORKER
 from service.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.interactions import Interactions, Outcome
 from service.keyworking import store
-from service.keyworking.hook import patient_aliases
 from service.write_hooks import write_context
 
-_CHUNK = 200  # people read per round of queries in the gaps report
+_CHUNK = 500  # people read per round of queries in the gaps report
 _GAP_NAMESPACE = uuid.UUID("9a4c1c52-6a0c-4b59-9d44-6f1f8f2f0d5e")
 
 
-@dataclass(frozen=True)
+def _owners(people: Sequence[str], aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Each key whose rows belong to one of ``people``: the person, and its identifiers."""
+    owner = {person: person for person in people}
+    owner |= {key: person for person in people for key in aliases.get(person, ())}
+    return owner
+
+
+async def _prefetch(
+    connection: AsyncConnection, owners: Sequence[Mapping[str, str]]
+) -> AsyncGenerator[tuple[list[Assignment], list[PlanRow]]]:
+    """The rows of each chunk in turn, the next one already being read when one is taken."""
+    if not owners:
+        return
+    pending = asyncio.ensure_future(store.group(connection, owners[0]))
+    try:
+        for following in [*owners[1:], None]:
+            done = await pending
+            if following is not None:
+                pending = asyncio.ensure_future(store.group(connection, following))
+            yield done
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+
+
+@dataclass
 class GapPage:
-    issues: list[dict[str, Any]]
-    after: tuple[str, int] | None  # (patient, gaps of it already shown) to continue from
+    """A page of the gaps report, found while it is sent (``Keyworking.gap_page``).
+
+    Iterate ``batches`` to the end; then ``after`` is (patient, gaps of it already shown) to
+    continue from, or None when this was the last page.
+    """
+
+    batches: AsyncIterator[list[dict[str, Any]]] = field(init=False)
+    after: tuple[str, int] | None = None
 
 
 def instant_param(value: str | None, default: int, name: str = "date") -> int:
@@ -55,30 +90,20 @@ class Keyworking:
         return self.interactions.clock()
 
     async def accountable(self, patient: str, at: int) -> dict[str, Any]:
-        async with self.database.read() as connection:
-            key = await self._patient(connection, patient)
-            aliases = await patient_aliases(connection, key)
-            rows = await store.assignments(connection, patients=aliases)
-            roles = resolver.Roles(await store.roles_for(connection, {r.member for r in rows}))
-            known = await store.patient(connection, aliases[0])
-        result = resolver.resolve(aliases[0], rows, roles, at)
-        return answer.parameters(result, known.display if known else None)
+        """Who is accountable for ``patient`` (``Patient/id``, ``id`` or ``system|value``).
 
-    async def _patient(self, connection: AsyncConnection, value: str) -> str:
-        """The projection key for ``Patient/id``, ``id`` or ``system|value``; 404 if unknown."""
-        if "|" in value:
-            found = await store.patients_with_identifier(connection, value)
-            if found:
-                return found[0]
-            if await store.assignments(connection, patients=[value]):
-                return value
-            raise NotFound(f"No patient is known by the identifier '{value}'")
-        key = value if value.startswith("Patient/") else f"Patient/{value}"
-        if await store.patient(connection, key) or await store.assignments(
-            connection, patients=[key]
-        ):
-            return key
-        raise NotFound(f"{key} is not known")
+        The hottest keyworking question, so it is one statement (``store.person``), with no
+        BEGIN and ROLLBACK round trips around it.
+        """
+        key = patient if "|" in patient or patient.startswith("Patient/") else f"Patient/{patient}"
+        async with self.database.read() as connection:
+            person = await store.person(connection, key)
+        if not person.known:
+            if "|" in key:
+                raise NotFound(f"No patient is known by the identifier '{key}'")
+            raise NotFound(f"{key} is not known")
+        result = resolver.resolve(person.key, person.assignments, resolver.Roles(person.roles), at)
+        return answer.parameters(result, person.display)
 
     async def handover(self, care_team: str, body: Any) -> Outcome:
         try:
@@ -117,7 +142,7 @@ class Keyworking:
         loads = caseload.caseloads(own, rows, roles, at)
         return caseload.parameters(organization, loads, at)
 
-    async def gap_page(
+    def gap_page(
         self,
         *,
         organization: str | None,
@@ -127,45 +152,82 @@ class Keyworking:
     ) -> GapPage:
         """One page of DetectedIssues, people in key order, continuing after ``after``.
 
-        People are read a chunk at a time (a few queries per chunk, not per person), and
-        reading stops as soon as the page is full.
+        Nothing is read until the page's ``batches`` are iterated: the caller streams each
+        batch out as it comes, so the page is never held whole in memory.
+        """
+        page = GapPage()
+        page.batches = self._gap_batches(page, organization, within_days, count, after)
+        return page
+
+    async def _gap_batches(
+        self,
+        page: GapPage,
+        organization: str | None,
+        within_days: int,
+        count: int,
+        after: tuple[str, int] | None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The page's issues, a chunk of people at a time; sets ``page.after`` when full.
+
+        Each chunk is a few set-based queries, not a few per person, and the roles already
+        read for earlier chunks are not read again. Reading stops as soon as the page is full.
         """
         at = self.now()
         limits = gaps.Limits(at, within_days, self.caseload_limit)
-        issues: list[dict[str, Any]] = []
-        async with self.database.read() as connection:
+        shown = 0
+        async with self.database.read() as connection, self.database.read() as ahead:
             people = await self._people(connection, organization)
-            if after is not None:
-                people = [p for p in people if p >= after[0]]
-            load = caseload.keyworker_counts(
-                await store.assignments(connection, role=KEYWORKER), at
-            )
-            for offset in range(0, len(people), _CHUNK):
-                chunk = people[offset : offset + _CHUNK]
-                found = await self._chunk_gaps(connection, chunk, load, limits)
-                for person in chunk:
-                    first = after[1] if after is not None and person == after[0] else 0
-                    for position in range(first, len(found[person])):
-                        if len(issues) == count:
-                            return GapPage(issues, (person, position))
-                        ident = str(uuid.uuid5(_GAP_NAMESPACE, f"{person}|{position}"))
-                        issues.append(gaps.detected_issue(found[person][position], ident, at))
-        return GapPage(issues, None)
+            start = 0 if after is None else bisect.bisect_left(people, after[0])
+            load = await store.caseloads(connection, KEYWORKER, at)
+            roles, asked = resolver.Roles(), set[str]()
+            aliases = await store.aliased_subjects(connection)
+            chunks = [people[i : i + _CHUNK] for i in range(start, len(people), _CHUNK)]
+            owners = [_owners(chunk, aliases) for chunk in chunks]
+            # The next chunk's rows are read on a second connection while this chunk is
+            # worked out: PostgreSQL's work and Python's then overlap on two cores.
+            fetch = _prefetch(ahead, owners)
+            try:
+                for chunk, owner in zip(chunks, owners, strict=True):
+                    rows, plans = await anext(fetch)
+                    found = await self._chunk_gaps(
+                        connection, chunk, owner, rows, plans, load, limits, roles, asked
+                    )
+                    batch: list[dict[str, Any]] = []
+                    for person in chunk:
+                        first = after[1] if after is not None and person == after[0] else 0
+                        for position in range(first, len(found[person])):
+                            if shown == count:
+                                page.after = (person, position)
+                                yield batch
+                                return
+                            ident = str(uuid.uuid5(_GAP_NAMESPACE, f"{person}|{position}"))
+                            batch.append(gaps.detected_issue(found[person][position], ident, at))
+                            shown += 1
+                    yield batch
+            finally:
+                await fetch.aclose()
 
     async def _chunk_gaps(
         self,
         connection: AsyncConnection,
         people: Sequence[str],
+        owner: Mapping[str, str],
+        rows: Sequence[Assignment],
+        plans: Sequence[PlanRow],
         load: Mapping[str, int],
         limits: gaps.Limits,
+        roles: resolver.Roles,
+        asked: set[str],
     ) -> dict[str, list[gaps.Gap]]:
-        """Every gap of each person; a Patient's rows include those under its identifiers."""
-        owner = {person: person for person in people}
-        for person, keys in (await store.identifiers_for(connection, people)).items():
-            owner |= {key: person for key in keys}
-        rows = await store.assignments(connection, patients=owner)
-        roles = resolver.Roles(await store.roles_for(connection, {r.member for r in rows}))
-        plans = await store.plans_for(connection, owner)
+        """Every gap of each person, from the rows and plans under the keys ``owner`` maps
+        to them (a Patient's own, and those under identifiers it carries).
+
+        ``roles`` holds the roles of the members in ``asked``, read for earlier chunks; only
+        the roles of members new to ``asked`` are read (and ``asked`` grows by them).
+        """
+        new = {r.member for r in rows} - asked
+        asked |= new
+        roles.add(await store.roles_for(connection, new))
         rows_of: dict[str, list[Assignment]] = {person: [] for person in people}
         plans_of: dict[str, list[PlanRow]] = {person: [] for person in people}
         for row in rows:
@@ -185,9 +247,7 @@ class Keyworking:
 
     async def _people(self, connection: AsyncConnection, organization: str | None) -> list[str]:
         """Everyone to report on, once: an identifier naming a Patient is that Patient."""
-        keys = await store.patient_keys(connection)
-        aliased = await store.known_identifiers(connection, [k for k in keys if "|" in k])
-        people = [k for k in keys if k not in aliased]
+        people = await store.people(connection)
         if organization is None:
             return people
         served = await store.patients_served_by(connection, organization)

@@ -8,20 +8,20 @@ https://hl7.org/fhir/R4/operations.html
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from service.assignment_import import import_assignments as run_assignment_import
 from service.auth.access import Access, current_access
 from service.errors import BadRequest, Forbidden, operation_outcome
 from service.keyworking.answers import Keyworking, instant_param
-from service.media import fhir_response, read_body, read_bytes
+from service.media import fhir_response, read_body, read_bytes, response_media_type
 from service.paging import Cursors
 from service.registry import OPERATIONS, Operation
 from service.routes.dependencies import CursorsDep, SettingsDep
@@ -106,19 +106,31 @@ async def accountability_gaps(
     if cursor is not None:
         position = cursors.decode(cursor)
         after = (str(position["patient"]), int(position["shown"]))
-    page = await keyworking.gap_page(
+    page = keyworking.gap_page(
         organization=organization, within_days=within, count=count, after=after
     )
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": _links(request, keyworking, cursors, page.after),
-        "entry": [
-            {"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue, "search": {"mode": "match"}}
-            for issue in page.issues
-        ],
-    }
-    return fhir_response(request, orjson.dumps(bundle))
+    indent = orjson.OPT_INDENT_2 if request.query_params.get("_pretty") == "true" else 0
+
+    async def bundle() -> AsyncIterator[bytes]:
+        """The searchset Bundle, written as the issues are found; ``link`` comes last because
+        only the end of the page knows whether there is a next one."""
+        yield b'{"resourceType":"Bundle","type":"searchset"'
+        separator = b',"entry":['
+        async for batch in page.batches:
+            if batch:
+                yield separator + b",".join(
+                    orjson.dumps(_entry(issue), option=indent) for issue in batch
+                )
+                separator = b","
+        links = orjson.dumps(_links(request, keyworking, cursors, page.after))
+        yield (b"]" if separator == b"," else b"") + b',"link":' + links + b"}"
+
+    media = f"{response_media_type(request)}; charset=utf-8"
+    return StreamingResponse(bundle(), media_type=media)
+
+
+def _entry(issue: dict[str, Any]) -> dict[str, Any]:
+    return {"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue, "search": {"mode": "match"}}
 
 
 def _links(
