@@ -15,7 +15,7 @@ from typing import Any
 from fhir_mappings.keyworking import moments
 from fhir_mappings.keyworking.projection import Assignment, Role, reference_json
 from fhir_mappings.keyworking.resolver import Roles, current
-from fhir_mappings.keyworking.terminology import KEYWORKER, ROLES, role_concept
+from fhir_mappings.keyworking.terminology import ROLES, role_concept
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,6 @@ class Caseload:
     role: Role
     counts: dict[str, int]  # keyworking role -> number of distinct people
     absence: tuple[int | None, int | None, str] | None
-
-
-def keyworker_counts(assignments: Iterable[Assignment], at: int) -> Counter[str]:
-    """People per member for whom the member is key worker at ``at``."""
-    people = {(a.member, a.patient) for a in current(assignments, at) if a.role == KEYWORKER}
-    return Counter(member for member, _ in people)
 
 
 def caseloads(

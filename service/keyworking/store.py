@@ -449,9 +449,9 @@ _CASELOADS = (
 async def caseloads(connection: AsyncConnection, role: str, at: int) -> dict[str, int]:
     """People per member for whom the member holds ``role`` at ``at``, counted by the database.
 
-    The set-based form of ``caseload.keyworker_counts`` (current: the team active and the
-    period covering ``at``), for the gaps report, which needs every key worker's caseload on
-    each page: counting in SQL spares reading and converting every assignment of the population.
+    Current means the team active and the period covering ``at``. The gaps report needs every
+    key worker's caseload on each page: counting in SQL spares reading and converting every
+    assignment of the population.
     """
     rows = await connection.execute(_CASELOADS, {"role": role, "at": at})
     return {member: count for member, count in rows}
