@@ -437,6 +437,7 @@ class Interactions:
                 moment=moment,
                 method=method,
                 index_rows=extract(resource_type, body, self.base_url),
+                replaced_rows=self._index_rows_of(previous),
             )
         except IntegrityError as error:  # a concurrent create of the same id won
             raise Conflict(
@@ -444,6 +445,18 @@ class Interactions:
             ) from error
         await self._after_write(connection, [Written(stored, body, _stored_of(previous))])
         return stored
+
+    def _index_rows_of(
+        self, previous: tuple[int, Stored] | None
+    ) -> dict[str, list[dict[str, Any]]] | None:
+        """The index rows the version being replaced has: extracted again from its JSON,
+        which costs less than the statements that replacing rows unchanged would."""
+        if previous is None:
+            return None
+        stored = previous[1]
+        if stored.deleted:
+            return {}  # a deletion keeps no index rows
+        return extract(stored.type, orjson.loads(stored.content), self.base_url)
 
     def _first_version(self, creation: Creation) -> repository.NewResource:
         moment = self.clock()
@@ -474,6 +487,7 @@ class Interactions:
             moment=max(self.clock(), stored.last_updated),
             method="DELETE",
             index_rows={},
+            replaced_rows=self._index_rows_of(previous),
             deleted=True,
         )
         await self._after_write(connection, [Written(deleted, None, stored)])

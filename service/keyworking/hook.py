@@ -13,9 +13,10 @@ writer's committed rows); SQLite write transactions are already serialised by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.keyworking import nhs_number, projection, rules
@@ -46,6 +47,8 @@ class KeyworkingHook:
             _check(written)
         of_type: dict[str, dict[str, dict[str, Any] | None]] = {}
         for written in batch:
+            if _projects_alike(written):
+                continue
             of_type.setdefault(written.stored.type, {})[written.stored.id] = written.body
         if patients := of_type.get("Patient"):
             await store.replace_patients(
@@ -113,6 +116,30 @@ class KeyworkingHook:
         if not self.is_sqlite:
             keys = (lock_key(b"keyworking-patient:" + patient.encode()) for patient in patients)
             await advisory_locks(connection, keys)
+
+
+_PROJECTIONS: dict[str, Callable[[str, dict[str, Any]], object]] = {
+    "Patient": projection.patient,
+    "PractitionerRole": projection.practitioner_role,
+    "CarePlan": projection.care_plan,
+    "CareTeam": projection.care_team,
+}
+
+
+def _projects_alike(written: Written) -> bool:
+    """Whether an update leaves the projection as the version it replaces left it.
+
+    Then there is nothing to write, and no rule to check again: the stored projection is
+    this one already, and every write since it was stored was checked against it. Updates
+    that change only what keyworking ignores (a team's name, a note) are common, and
+    re-projecting a CareTeam costs a lock and half a dozen statements.
+    """
+    previous, body = written.previous, written.body
+    project = _PROJECTIONS.get(written.stored.type)
+    if project is None or previous is None or previous.deleted or body is None:
+        return False
+    resource_id = written.stored.id
+    return bool(project(resource_id, body) == project(resource_id, orjson.loads(previous.content)))
 
 
 def _check(written: Written) -> None:

@@ -216,10 +216,18 @@ async def save(
     moment: int,
     method: str,
     index_rows: dict[str, list[dict[str, Any]]],
+    replaced_rows: Mapping[str, list[dict[str, Any]]] | None = None,
     deleted: bool = False,
 ) -> Stored:
-    """Write one new version (or a deletion) and replace the resource's index rows."""
+    """Write one new version (or a deletion) and replace the resource's index rows.
+
+    ``replaced_rows`` are the index rows the previous version has, when the caller knows
+    them (None: unknown). Then only the kinds of rows that differ are replaced: an update
+    that changes no searchable value (a team's name, say) writes no index rows at all,
+    where it used to delete and insert every kind, a dozen statements.
+    """
     values = {"version": number, "last_updated": moment, "deleted": deleted, "content": content}
+    unchanged: set[str] = set()
     if previous is None:
         pk = (
             await connection.execute(
@@ -231,15 +239,19 @@ async def save(
     else:
         pk = previous[0]
         await connection.execute(update(resource).where(resource.c.pk == pk).values(**values))
-        for table in INDEX_TABLES.values():
-            await connection.execute(delete(table).where(table.c.resource_pk == pk))
+        for kind, table in INDEX_TABLES.items():
+            old = None if replaced_rows is None else replaced_rows.get(kind, [])
+            if old is not None and old == index_rows.get(kind, []):
+                unchanged.add(kind)
+            elif old is None or old:
+                await connection.execute(delete(table).where(table.c.resource_pk == pk))
     await connection.execute(
         insert(resource_version).values(
             resource_pk=pk, type=resource_type, id=resource_id, method=method, **values
         )
     )
     for kind, rows in index_rows.items():
-        if rows:
+        if rows and kind not in unchanged:
             await connection.execute(
                 insert(INDEX_TABLES[kind]),
                 [{"resource_pk": pk, "resource_type": resource_type, **r} for r in rows],
