@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import shutil
@@ -31,13 +32,14 @@ import orjson
 
 from bench import processes, report
 from bench.generate import Config, Population
-from bench.load import Client, Loader, Tokens, register_client, write_update_targets
+from bench.load import Client, Loader, LoadResult, Tokens, register_client, write_update_targets
 from bench.workloads import PageResult, WrkSummary, page_through, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 WRK_WORKLOADS = {"read": "read.lua", "accountable": "accountable.lua", "search": "search.lua"}
 WRK_WORKLOADS["crud"] = "crud.lua"
+ANALYZE_EVERY_S = 30.0
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -170,6 +172,27 @@ class Run:
                     summaries[name].error = str(error)[:400]
         return summaries
 
+    async def load_keeping_statistics(self, loader: Loader, population: Population) -> LoadResult:
+        """The load, with an ANALYZE every ``ANALYZE_EVERY_S`` while it runs.
+
+        A stand-in for autovacuum, which production PostgreSQL runs and this machine's does
+        not (``autovacuum = off``): without statistics the planner takes the growing tables
+        for empty, and plans for them go bad as the load goes on.
+        """
+
+        async def keep_statistics() -> None:
+            while True:
+                await asyncio.sleep(ANALYZE_EVERY_S)
+                await processes.analyze(self.database_url)
+
+        keeper = asyncio.create_task(keep_statistics())
+        try:
+            return await loader.load(population)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -202,9 +225,8 @@ class Run:
         since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
         self.log(f"loading {a.patients:,} patients through transaction bundles")
         try:
-            loaded = asyncio.run(
-                Loader(fhir, tokens, self.targets, a.ingest_concurrency).load(population)
-            )
+            loader = Loader(fhir, tokens, self.targets, a.ingest_concurrency)
+            loaded = asyncio.run(self.load_keeping_statistics(loader, population))
         except Exception as error:
             self.data["ingest"] = {"error": str(error)[:400]}
             raise

@@ -46,10 +46,14 @@ class KeyworkingHook:
         for written in batch:
             _check(written)
         of_type: dict[str, dict[str, dict[str, Any] | None]] = {}
+        stored: dict[str, set[str]] = {}  # type -> ids that were written before this batch
         for written in batch:
             if _projects_alike(written):
                 continue
-            of_type.setdefault(written.stored.type, {})[written.stored.id] = written.body
+            resource_type, resource_id = written.stored.type, written.stored.id
+            of_type.setdefault(resource_type, {})[resource_id] = written.body
+            if written.previous is not None:
+                stored.setdefault(resource_type, set()).add(resource_id)
         if patients := of_type.get("Patient"):
             await store.replace_patients(
                 connection,
@@ -57,6 +61,7 @@ class KeyworkingHook:
                     f"Patient/{i}": None if body is None else projection.patient(i, body)
                     for i, body in patients.items()
                 },
+                {f"Patient/{i}" for i in stored.get("Patient", ())},
             )
         if roles := of_type.get("PractitionerRole"):
             await store.replace_roles(
@@ -67,6 +72,7 @@ class KeyworkingHook:
                     else projection.practitioner_role(i, body)
                     for i, body in roles.items()
                 },
+                {f"PractitionerRole/{i}" for i in stored.get("PractitionerRole", ())},
             )
         if plans := of_type.get("CarePlan"):
             await store.replace_plans(
@@ -75,12 +81,16 @@ class KeyworkingHook:
                     i: None if body is None else projection.care_plan(i, body)
                     for i, body in plans.items()
                 },
+                stored.get("CarePlan", set()),
             )
         if teams := of_type.get("CareTeam"):
-            await self._care_teams(connection, teams)
+            await self._care_teams(connection, teams, stored.get("CareTeam", set()))
 
     async def _care_teams(
-        self, connection: AsyncConnection, teams: dict[str, dict[str, Any] | None]
+        self,
+        connection: AsyncConnection,
+        teams: dict[str, dict[str, Any] | None],
+        written_before: set[str],
     ) -> None:
         """Project the CareTeams, refusing them when a patient would have two accountable
         professionals at once (against other teams stored, and the other teams of the batch)."""
@@ -109,7 +119,7 @@ class KeyworkingHook:
                 if issues:
                     raise Unprocessable(issues=issues)
         await store.replace_assignments(
-            connection, list(rows), [a for team_rows in rows.values() for a in team_rows]
+            connection, written_before, [a for team_rows in rows.values() for a in team_rows]
         )
 
     async def _lock(self, connection: AsyncConnection, patients: set[str]) -> None:

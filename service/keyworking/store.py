@@ -80,16 +80,21 @@ def _role(row: Sequence[Any]) -> Role:
 
 # -- writes ------------------------------------------------------------------------------------
 # Each replaces the projection of many resources at once (a transaction Bundle's batch, or
-# one write): one DELETE and one executemany INSERT per table, whatever the batch size.
+# one write): one DELETE and one bulk INSERT per table, whatever the batch size. ``stored``
+# names the resources that may have rows already (written before): only those are deleted,
+# so a batch of creates deletes nothing. (A DELETE of new keys finds nothing, but it is not
+# free: during a bulk load, before the planner has statistics, it was most of the load's
+# database time.)
 
 
 async def replace_assignments(
-    connection: AsyncConnection, care_teams: Collection[str], rows: Sequence[Assignment]
+    connection: AsyncConnection, stored: Collection[str], rows: Sequence[Assignment]
 ) -> None:
-    """The CareTeams' participants become ``rows`` (every row is of one of ``care_teams``)."""
-    await connection.execute(
-        delete(kw_assignment).where(kw_assignment.c.care_team.in_(list(care_teams)))
-    )
+    """The CareTeams' participants become ``rows`` (every row is of one of the teams)."""
+    if stored:
+        await connection.execute(
+            delete(kw_assignment).where(kw_assignment.c.care_team.in_(list(stored)))
+        )
     if rows:
         await insert_rows(
             connection,
@@ -113,9 +118,12 @@ async def replace_assignments(
         )
 
 
-async def replace_roles(connection: AsyncConnection, roles: Mapping[str, Role | None]) -> None:
+async def replace_roles(
+    connection: AsyncConnection, roles: Mapping[str, Role | None], stored: Collection[str]
+) -> None:
     """Each PractitionerRole reference's row becomes its Role, or goes (None: deleted)."""
-    await connection.execute(delete(kw_role).where(kw_role.c.reference.in_(list(roles))))
+    if stored:
+        await connection.execute(delete(kw_role).where(kw_role.c.reference.in_(list(stored))))
     kept = [role for role in roles.values() if role is not None]
     if kept:
         await insert_rows(
@@ -138,14 +146,15 @@ async def replace_roles(connection: AsyncConnection, roles: Mapping[str, Role | 
 
 
 async def replace_patients(
-    connection: AsyncConnection, patients: Mapping[str, PatientRow | None]
+    connection: AsyncConnection, patients: Mapping[str, PatientRow | None], stored: Collection[str]
 ) -> None:
     """Each Patient reference's rows become its PatientRow, or go (None: deleted)."""
-    references = list(patients)
-    await connection.execute(
-        delete(kw_patient_identifier).where(kw_patient_identifier.c.patient.in_(references))
-    )
-    await connection.execute(delete(kw_patient).where(kw_patient.c.reference.in_(references)))
+    if stored:
+        references = list(stored)
+        await connection.execute(
+            delete(kw_patient_identifier).where(kw_patient_identifier.c.patient.in_(references))
+        )
+        await connection.execute(delete(kw_patient).where(kw_patient.c.reference.in_(references)))
     kept = {reference: row for reference, row in patients.items() if row is not None}
     if not kept:
         return
@@ -166,9 +175,12 @@ async def replace_patients(
         await insert_rows(connection, kw_patient_identifier, identifiers)
 
 
-async def replace_plans(connection: AsyncConnection, plans: Mapping[str, PlanRow | None]) -> None:
+async def replace_plans(
+    connection: AsyncConnection, plans: Mapping[str, PlanRow | None], stored: Collection[str]
+) -> None:
     """Each CarePlan id's row becomes its PlanRow, or goes (None: deleted or no patient)."""
-    await connection.execute(delete(kw_plan).where(kw_plan.c.care_plan.in_(list(plans))))
+    if stored:
+        await connection.execute(delete(kw_plan).where(kw_plan.c.care_plan.in_(list(stored))))
     kept = [(care_plan, plan) for care_plan, plan in plans.items() if plan is not None]
     if kept:
         await insert_rows(
