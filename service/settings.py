@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     gaps_within_days: int = Field(
         default=28, description="Default $accountability-gaps window for assignments ending"
     )
+    gaps_max_count: int = Field(
+        default=100_000,
+        description="Largest _count of $accountability-gaps: it streams, so a page may be large",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ tests pin what those shortcuts must not change.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -131,3 +132,16 @@ async def test_a_practitioners_roles_are_all_read_though_one_was_read_for_anothe
         for e in page["entry"]
     }
     assert found == {("Patient/pat-1", "keyworker-unavailable-no-cover")}
+
+
+async def test_a_gaps_page_may_be_larger_than_a_search_page(
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    """The report streams, so its ``_count`` is capped by its own, larger, limit."""
+    client = await app_factory(max_page_size=5, gaps_max_count=30)
+    await build(client)
+    await _unserved(client, 20)  # with pat-1: 42 gaps
+    pages = await _raw_pages(client, "/$accountability-gaps?_count=1000")
+    assert [len(page["entry"]) for page in pages] == [30, 12]
+    searched = await client.get("/Patient", params={"_count": "1000"})
+    assert len(searched.json()["entry"]) == 5

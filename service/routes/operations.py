@@ -100,7 +100,7 @@ async def accountability_gaps(
     if organization is not None and not organization.startswith("Organization/"):
         organization = f"Organization/{organization}"
     within = _int_param(request, "within", settings.gaps_within_days)
-    count = _int_param(request, "_count", settings.default_page_size, settings.max_page_size)
+    count = _int_param(request, "_count", settings.default_page_size, settings.gaps_max_count)
     after = None
     cursor = request.query_params.get("_cursor")
     if cursor is not None:
