@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 
 ROLE = "https://keyworker-fhir.org/fhir/CodeSystem/keyworking-role"
 SCT = "http://snomed.info/sct"
@@ -130,3 +131,17 @@ async def accountable(client: httpx.AsyncClient, patient: str, date: str | None 
 def contact(parameters: dict[str, Any]) -> tuple[str, str] | None:
     found = parts(parameters, "contact")
     return (found[0]["member"]["reference"], found[0]["reason"]) if found else None
+
+
+async def bundle_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    """Every page, parsed strictly from the raw bytes (a truncated stream would not parse)."""
+    found: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url:
+        response = await client.get(next_url)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        page = orjson.loads(response.content)
+        found.append(page)
+        next_url = next((k["url"] for k in page["link"] if k["relation"] == "next"), None)
+    return found

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from service.keyworking import answers
@@ -21,6 +20,7 @@ from tests.keyworking_world import (
     NHS_NUMBER,
     accountable,
     build,
+    bundle_pages,
     care_team,
     ok,
     participant,
@@ -69,20 +69,6 @@ async def _unserved(client: httpx.AsyncClient, n: int) -> None:
         await ok(client, {"resourceType": "Patient", "name": [{"family": f"U{i}"}]}, f"u-{i:03}")
 
 
-async def _raw_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
-    """Every page, parsed strictly from the raw bytes (a truncated stream would not parse)."""
-    pages = []
-    next_url: str | None = url
-    while next_url:
-        response = await client.get(next_url)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"].startswith("application/fhir+json")
-        page = orjson.loads(response.content)
-        pages.append(page)
-        next_url = next((k["url"] for k in page["link"] if k["relation"] == "next"), None)
-    return pages
-
-
 def _ids(pages: list[dict[str, Any]]) -> list[str]:
     return [e["resource"]["id"] for page in pages for e in page.get("entry", [])]
 
@@ -92,22 +78,22 @@ async def test_a_large_gaps_page_streams_whole_and_matches_the_paged_report(
 ) -> None:
     await build(client)
     await _unserved(client, 40)
-    (whole,) = await _raw_pages(client, "/$accountability-gaps?_count=1000")
+    (whole,) = await bundle_pages(client, "/$accountability-gaps?_count=1000")
     assert whole["resourceType"] == "Bundle" and whole["type"] == "searchset"
     assert [link["relation"] for link in whole["link"]] == ["self"]
     assert len(whole["entry"]) == 82  # 41 people (pat-1 too) with two gaps each
     assert all(e["fullUrl"] == f"urn:uuid:{e['resource']['id']}" for e in whole["entry"])
     assert len(set(_ids([whole]))) == 82
-    paged = await _raw_pages(client, "/$accountability-gaps?_count=7")
+    paged = await bundle_pages(client, "/$accountability-gaps?_count=7")
     assert len(paged) == 12 and _ids(paged) == _ids([whole])
     monkeypatch.setattr(answers, "_CHUNK", 3)  # many small batches: the same bytes' meaning
-    assert _ids(await _raw_pages(client, "/$accountability-gaps?_count=1000")) == _ids([whole])
-    (pretty,) = await _raw_pages(client, "/$accountability-gaps?_count=1000&_pretty=true")
+    assert _ids(await bundle_pages(client, "/$accountability-gaps?_count=1000")) == _ids([whole])
+    (pretty,) = await bundle_pages(client, "/$accountability-gaps?_count=1000&_pretty=true")
     assert _ids([pretty]) == _ids([whole])
 
 
 async def test_a_report_without_gaps_has_no_entry(client: httpx.AsyncClient) -> None:
-    (page,) = await _raw_pages(client, "/$accountability-gaps")
+    (page,) = await bundle_pages(client, "/$accountability-gaps")
     assert "entry" not in page  # FHIR JSON has no empty arrays
     assert page["link"][0]["relation"] == "self"
 
@@ -126,7 +112,7 @@ async def test_a_practitioners_roles_are_all_read_though_one_was_read_for_anothe
     practitioner = participant("keyworker", "Practitioner/p-kw")
     await ok(client, care_team([gp, practitioner], "Patient/pat-2"), "ct-2")
     monkeypatch.setattr(answers, "_CHUNK", 1)
-    (page,) = await _raw_pages(client, "/$accountability-gaps?_count=1000")
+    (page,) = await bundle_pages(client, "/$accountability-gaps?_count=1000")
     found = {
         (e["resource"]["patient"]["reference"], e["resource"]["code"]["coding"][0]["code"])
         for e in page["entry"]
@@ -141,7 +127,7 @@ async def test_a_gaps_page_may_be_larger_than_a_search_page(
     client = await app_factory(max_page_size=5, gaps_max_count=30)
     await build(client)
     await _unserved(client, 20)  # with pat-1: 42 gaps
-    pages = await _raw_pages(client, "/$accountability-gaps?_count=1000")
+    pages = await bundle_pages(client, "/$accountability-gaps?_count=1000")
     assert [len(page["entry"]) for page in pages] == [30, 12]
     searched = await client.get("/Patient", params={"_count": "1000"})
     assert len(searched.json()["entry"]) == 5

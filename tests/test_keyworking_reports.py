@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from fhir_mappings.keyworking.moments import bounds
 from service.db.tables import kw_assignment
 from service.keyworking import answers
-from tests.keyworking_world import build, care_team, ok, participant
+from tests.keyworking_world import build, bundle_pages, care_team, ok, participant
 
 TODAY = datetime.date.today()
 
@@ -121,18 +121,9 @@ async def _world(client: httpx.AsyncClient, database_url: str) -> None:
 
 
 async def _all_pages(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
-    found = []
-    next_url: str | None = url
-    while next_url:
-        response = await client.get(next_url)
-        assert response.status_code == 200, response.text
-        bundle = response.json()
-        assert bundle["type"] == "searchset"
-        found += [e["resource"] for e in bundle.get("entry", [])]
-        next_url = next(
-            (link["url"] for link in bundle["link"] if link["relation"] == "next"), None
-        )
-    return found
+    found = await bundle_pages(client, url)
+    assert all(page["type"] == "searchset" for page in found)
+    return [e["resource"] for page in found for e in page.get("entry", [])]
 
 
 async def test_every_gap_kind_is_detected_and_none_for_the_well_covered(
