@@ -272,7 +272,10 @@ class Population:
         if gap:
             self.stats.patients_with_gap += 1
             if rng.random() < 0.5:  # the accountable GP left and nobody took over
-                left = as_of - datetime.timedelta(days=rng.randint(1, 25))
+                # after joining (a period must end after it starts: the service refuses
+                # anything else), at most 25 days ago
+                latest = min(25, (as_of - joined).days - 1)
+                left = as_of - datetime.timedelta(days=rng.randint(1, latest))
                 participants.append(self._participant("accountable-professional", gp, joined, left))
         else:
             participants.append(self._participant("accountable-professional", gp, joined))

@@ -7,6 +7,7 @@ one that loads data the service refuses measures nothing (bench/run.py would sto
 from __future__ import annotations
 
 import datetime
+import random
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from bench.generate import (
     Population,
     is_valid_nhs_number,
 )
+from fhir_mappings.keyworking.rules import care_team_issues
 
 AS_OF = datetime.date(2026, 1, 15)
 
@@ -103,3 +105,28 @@ def test_nhs_number_check() -> None:
     assert is_valid_nhs_number("9434765919")
     assert not is_valid_nhs_number("9434765918")
     assert not is_valid_nhs_number("943476591")
+
+
+class _Extremes(random.Random):
+    """Draws every range at its edge: the newest team, the latest join, the oldest leaving."""
+
+    def randint(self, a: int, b: int) -> int:
+        return a if (a, b) == (30, 3000) else b
+
+    def random(self) -> float:
+        return 0.0  # every patient a gap, every gap a GP who left
+
+
+def test_even_the_edge_of_every_range_makes_care_teams_the_service_accepts() -> None:
+    """A GP who left 25 days ago cannot have joined a team started 30 days ago 20 days in:
+    the 1,000,000-patient load met such a team and was refused (period-order)."""
+    population = Population(Config(200, 7, AS_OF))
+    population._rng = _Extremes(7)
+    teams = [
+        e["resource"]
+        for batch in population.batches()
+        for e in batch.bundle["entry"]
+        if e["resource"]["resourceType"] == "CareTeam"
+    ]
+    assert teams
+    assert all(care_team_issues(team) == [] for team in teams)
