@@ -398,7 +398,7 @@ class Interactions:
                 )
         else:
             self._check_version(previous[1], if_match)
-            if not previous[1].deleted and _same_content(previous[1].content, body, resource_id):
+            if not previous[1].deleted and _same_content(previous[1], body, resource_id):
                 return Outcome(previous[1], created=False, changed=False)
         await self._check_references(connection, [(resource_type, resource_id, sites)], within)
         created = previous is None or previous[1].deleted
@@ -456,7 +456,7 @@ class Interactions:
         stored = previous[1]
         if stored.deleted:
             return {}  # a deletion keeps no index rows
-        return extract(stored.type, orjson.loads(stored.content), self.base_url)
+        return extract(stored.type, stored.body, self.base_url)
 
     def _first_version(self, creation: Creation) -> repository.NewResource:
         moment = self.clock()
@@ -689,12 +689,11 @@ def _ref_issue(site: model.ReferenceSite, message: str) -> Issue:
     return Issue(message, code="not-found", expression=(site.expression,))
 
 
-def _same_content(content: bytes, body: dict[str, Any], resource_id: str) -> bool:
+def _same_content(stored: Stored, body: dict[str, Any], resource_id: str) -> bool:
     """Whether an update would change nothing but server metadata (no new version then)."""
-    before = orjson.loads(content)
-    meta_before = {
-        k: v for k, v in (before.pop("meta", None) or {}).items() if k not in _SERVER_META
-    }
-    after = {**body, "id": resource_id}
-    meta_after = {k: v for k, v in (after.pop("meta", None) or {}).items() if k not in _SERVER_META}
-    return bool(before == after and meta_before == meta_after)
+    return _without_server_meta(stored.body) == _without_server_meta({**body, "id": resource_id})
+
+
+def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    return {**{k: v for k, v in resource.items() if k != "meta"}, "meta": meta}

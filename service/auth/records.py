@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.auth.access import current_access
@@ -90,7 +89,7 @@ class WriteGuard:
             return  # granted without restriction: nothing to check record by record
         checks = []
         if previous is not None and live_before:
-            checks.append(orjson.loads(previous.content))
+            checks.append(previous.body)
         if written.body is not None:
             checks.append(written.body)
         for body in checks:

@@ -43,18 +43,6 @@ class Database:
         async with self.engine.connect() as connection:
             yield connection
 
-    @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a read of one statement, which needs no transaction around it.
-
-        On PostgreSQL it runs in autocommit: one statement sees one snapshot anyway, and BEGIN
-        and ROLLBACK would be two more round trips.
-        """
-        async with self.engine.connect() as connection:
-            if not self.is_sqlite:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-            yield connection
-
     async def first_row(
         self, statement: Select[Any], params: Mapping[str, Any]
     ) -> Sequence[Any] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.keyworking import nhs_number, projection, rules
@@ -149,7 +148,7 @@ def _projects_alike(written: Written) -> bool:
     if project is None or previous is None or previous.deleted or body is None:
         return False
     resource_id = written.stored.id
-    return bool(project(resource_id, body) == project(resource_id, orjson.loads(previous.content)))
+    return bool(project(resource_id, body) == project(resource_id, previous.body))
 
 
 def _check(written: Written) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import asyncpg
@@ -54,6 +54,16 @@ class Stored:
     deleted: bool
     content: bytes
     method: str = "PUT"
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """The JSON parsed, once for all who look at this version inside one write (the
+        no-change check, the index rows replaced, the access guard, the keyworking hook).
+
+        Shared, so read-only: a reader that changes it must copy it first.
+        """
+        parsed: dict[str, Any] = orjson.loads(self.content)
+        return parsed
 
     @property
     def etag(self) -> str:
