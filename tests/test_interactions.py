@@ -817,16 +817,3 @@ async def test_absolute_references_to_this_server_are_checked(
     )
     assert bad.status_code == 422
     assert "CareTeam.subject" in expressions(bad)
-
-
-async def test_plain_read_and_read_with_parameters_answer_alike(client: httpx.AsyncClient) -> None:
-    """A plain read is dispatched before the router, one with a query string by the router:
-    the two must not drift apart in status, headers or body, found or not."""
-    pid = (await create(client, patient()))["id"]
-    for path in (f"/Patient/{pid}", "/Patient/no-such-id"):
-        plain = await client.get(path)
-        routed = await client.get(path, params={"_format": "json"})
-        assert plain.status_code == routed.status_code
-        assert plain.content == routed.content
-        for header in ("content-type", "etag", "last-modified"):
-            assert plain.headers.get(header) == routed.headers.get(header), header

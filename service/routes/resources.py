@@ -31,8 +31,9 @@ def _conditional_query(request: Request) -> str:
     return query
 
 
-def _handlers(rtype: str) -> dict[str, tuple[str, str, Handler]]:
-    """(method, path, handler) for each interaction of one resource type."""
+def handlers(rtype: str) -> dict[str, tuple[str, str, Handler]]:
+    """(method, path, handler) for each interaction of one resource type: the router's, and
+    the ones ``service.routes.hot_paths`` calls before the router for the busiest requests."""
 
     async def read(request: Request, id: str, service: InteractionsDep) -> Response:
         stored = await service.read(rtype, id)
@@ -145,11 +146,11 @@ def _interactions_of(rtype: ResourceType) -> list[str]:
 def build_router() -> APIRouter:
     router = APIRouter(dependencies=[Depends(negotiate)])
     for rtype in RESOURCE_TYPES.values():
-        handlers = _handlers(rtype.name)
+        of_type = handlers(rtype.name)
         for interaction in _interactions_of(rtype):
-            if interaction not in handlers:
+            if interaction not in of_type:
                 continue
-            method, path, handler = handlers[interaction]
+            method, path, handler = of_type[interaction]
             router.add_api_route(
                 f"/{rtype.name}{path}",
                 handler,
