@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,6 +38,18 @@ def _reference_params(resource_type: str) -> list[SearchParam]:
     return [p for p in SEARCH_PARAMETERS.get(resource_type, ()) if p.type == "reference"]
 
 
+@lru_cache(maxsize=256)
+def _pointing(source: str, names: tuple[str, ...]) -> ColumnElement[bool]:
+    """Reference index rows of ``source`` in ``names`` that point at the ``resource`` row;
+    built once, as building SQLAlchemy comparisons is much of an include's Python time."""
+    return and_(
+        idx_reference.c.resource_type == source,
+        idx_reference.c.param.in_(names),
+        idx_reference.c.target_type == resource.c.type,
+        idx_reference.c.target_id == resource.c.id,
+    )
+
+
 def _forward(spec: Include, base: Sequence[Found], visible: Visible) -> list[ColumnElement[bool]]:
     """Conditions on ``resource`` for targets of the base resources' references."""
     conditions = []
@@ -53,10 +66,7 @@ def _forward(spec: Include, base: Sequence[Found], visible: Visible) -> list[Col
             select(idx_reference.c.resource_pk)
             .where(
                 idx_reference.c.resource_pk.in_([f.pk for f in base if f.type == source]),
-                idx_reference.c.resource_type == source,
-                idx_reference.c.param.in_([p.name for p in params]),
-                idx_reference.c.target_type == resource.c.type,
-                idx_reference.c.target_id == resource.c.id,
+                _pointing(source, tuple(p.name for p in params)),
             )
             .exists()
         )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -105,9 +107,11 @@ class _Builder:
 
     def visible(self, row: FromClause, types: Sequence[str]) -> ColumnElement[bool]:
         """``row`` is of one of ``types`` and within the caller's restrictions for it."""
+        restrictions_of = [(t, self.restrict(t)) for t in types]
+        if all(r is not None and not r for _, r in restrictions_of):
+            return _of_types(row, tuple(types))
         options = []
-        for t in types:
-            restrictions = self.restrict(t)
+        for t, restrictions in restrictions_of:
             if restrictions is not None:
                 options.append(
                     and_(row.c.type == t, *[self.criterion(row, t, c) for c in restrictions])
@@ -181,37 +185,14 @@ class _Builder:
     ) -> ColumnElement[bool]:
         """``:identifier``: the reference's own identifier, or the identifier of the
         resource it points at (what GP systems mean by ``subject:identifier=<NHS number>``)."""
-        name, values = criterion.param.name, criterion.values
-        # Plain tables, not aliases, where no enclosing query uses them: an alias's columns
-        # are rebuilt on first use (~0.1 ms each), and this runs on every such search. The
-        # target stays an alias: ``row`` may be ``resource`` itself.
-        own = select(idx_token.c.resource_pk).where(
-            idx_token.c.resource_type == resource_type,
-            idx_token.c.param == f"{name}:identifier",
-            or_(*[token_match(idx_token.c.system, idx_token.c.code, v) for v in values]),
-        )
-        target = resource.alias()
-        theirs = [token_match(idx_token.c.system, idx_token.c.code, v) for v in values]
+        values, types = criterion.values, criterion.param.target_types()
+        parts = _identifier_parts(resource_type, criterion.param.name, types)
+        identified = or_(*[token_match(idx_token.c.system, idx_token.c.code, v) for v in values])
+        own = select(idx_token.c.resource_pk).where(parts.own, identified)
         via_target = (
             select(idx_reference.c.resource_pk)
-            .select_from(idx_token)
-            .join(target, target.c.pk == idx_token.c.resource_pk)
-            .join(
-                idx_reference,
-                and_(
-                    idx_reference.c.target_type == target.c.type,
-                    idx_reference.c.target_id == target.c.id,
-                ),
-            )
-            .where(
-                idx_reference.c.resource_type == resource_type,
-                idx_reference.c.param == name,
-                target.c.deleted.is_(False),
-                idx_token.c.resource_type.in_(criterion.param.target_types()),
-                idx_token.c.param == "identifier",
-                or_(*theirs),
-                self.visible(target, criterion.param.target_types()),
-            )
+            .select_from(parts.joined)
+            .where(parts.via, identified, self.visible(parts.target, types))
         )
         # One IN over a UNION, not EXISTS OR EXISTS: PostgreSQL cannot turn an OR of
         # correlated subqueries into a join, so that form scanned every resource of the type
@@ -254,14 +235,66 @@ def _exists(
 ) -> Exists:
     return (
         select(table.c.resource_pk)
-        .where(
-            table.c.resource_pk == row.c.pk,
-            table.c.resource_type == resource_type,
-            table.c.param == param,
-            match,
-        )
+        .where(_index_of(table, row, resource_type, param), match)
         .exists()
     )
+
+
+# Building SQLAlchemy expressions is most of a search's Python time (each comparison costs
+# tens of microseconds), so the parts that depend on the types and parameters searched but
+# not on the values searched for are built once. Expressions are immutable: one object may
+# appear in many statements, and twice in one (each subquery has its own scope).
+
+
+@lru_cache(maxsize=1024)
+def _index_of(table: Table, row: FromClause, resource_type: str, param: str) -> ColumnElement[bool]:
+    """An index table's rows for ``param`` of the ``resource_type`` resource ``row``."""
+    return and_(
+        table.c.resource_pk == row.c.pk,
+        table.c.resource_type == resource_type,
+        table.c.param == param,
+    )
+
+
+@lru_cache(maxsize=256)
+def _of_types(row: FromClause, types: tuple[str, ...]) -> ColumnElement[bool]:
+    return or_(false(), *[and_(row.c.type == t) for t in types])
+
+
+@dataclass(frozen=True)
+class _IdentifierParts:
+    """What ``:identifier`` on one reference parameter of one type matches, but the values."""
+
+    target: FromClause  # the referenced resource
+    own: ColumnElement[bool]  # the reference's own identifier, in the token index
+    joined: FromClause  # identifier index -> target resource -> reference index
+    via: ColumnElement[bool]  # ... restricted to this parameter and the target's identifier
+
+
+@lru_cache(maxsize=256)
+def _identifier_parts(resource_type: str, name: str, types: tuple[str, ...]) -> _IdentifierParts:
+    # Plain tables where no enclosing query uses them (an alias's columns cost ~0.1 ms to
+    # build); the target is an alias, as ``row`` may be ``resource`` itself.
+    target = resource.alias()
+    joined = idx_token.join(target, target.c.pk == idx_token.c.resource_pk).join(
+        idx_reference,
+        and_(
+            idx_reference.c.target_type == target.c.type,
+            idx_reference.c.target_id == target.c.id,
+        ),
+    )
+    via = and_(
+        idx_reference.c.resource_type == resource_type,
+        idx_reference.c.param == name,
+        target.c.deleted.is_(False),
+        idx_token.c.resource_type.in_(types),
+        idx_token.c.param == "identifier",
+    )
+    own = and_(
+        idx_token.c.resource_type == resource_type,
+        idx_token.c.param == f"{name}:identifier",
+    )
+    return _IdentifierParts(target, own, joined, via)
 
 
 def token_match(
