@@ -33,7 +33,8 @@ from service.errors import (
     MethodNotAllowed,
     NotFound,
 )
-from service.interactions import Clock, new_id, system_clock
+from service.ids import new_id
+from service.interactions import Clock, system_clock
 from service.keyworking.answers import Keyworking
 from service.media import outcome_response
 from service.paging import Cursors

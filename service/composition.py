@@ -8,7 +8,8 @@ from collections.abc import Callable
 from service.audit.provenance import ProvenanceHook
 from service.auth.records import WriteGuard
 from service.db.engine import Database
-from service.interactions import Clock, Interactions, new_id, system_clock
+from service.ids import new_id
+from service.interactions import Clock, Interactions, system_clock
 from service.keyworking.hook import KeyworkingHook
 from service.settings import Settings
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from service.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from service.ids import new_id
 from service.registry import RESOURCE_TYPES
 from service.search import criteria as search_criteria
 from service.search import sql as search_sql
@@ -53,10 +53,6 @@ _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 def system_clock() -> int:
     """Now, in epoch microseconds, truncated to the millisecond that meta.lastUpdated shows."""
     return time.time_ns() // 1_000_000 * 1000
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass

@@ -8,9 +8,9 @@ read, search and history serve them.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from service.ids import new_id
 from service.search.extraction import extract
 from service.storage import repository
 from service.storage.repository import NewResource
@@ -19,7 +19,7 @@ from service.storage.repository import NewResource
 def first_version(body: dict[str, Any], moment: int, base_url: str) -> NewResource:
     """A server-authored resource with a fresh id, its canonical bytes and its index rows."""
     resource_type = str(body["resourceType"])
-    resource_id = str(uuid.uuid4())
+    resource_id = new_id()
     return NewResource(
         resource_type,
         resource_id,
