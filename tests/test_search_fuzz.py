@@ -144,7 +144,7 @@ async def test_random_searches_never_fail(
 async def test_a_search_past_its_time_limit_is_refused_not_left_running(
     app_factory: Any, backend: str
 ) -> None:
-    client = await app_factory(search_timeout_ms=1)
+    client = await app_factory(search_timeout_ms=1, db_pool_size=1)
     await seed(client)
     heavy = "&".join(
         f"participant.name=a{i},b{i},c{i}&participant.active=true,false" for i in range(20)
@@ -155,3 +155,10 @@ async def test_a_search_past_its_time_limit_is_refused_not_left_running(
         assert response.json()["issue"][0]["code"] == "too-costly"
     else:
         assert response.status_code == 200
+    # The cancelled search's connection went back to the pool closed cleanly: reads, writes
+    # and searches that follow on it work (a pool of one, so they reuse it).
+    for _ in range(3):
+        assert (await _get(client, "/CareTeam?_count=1")).status_code in (200, 400)
+        created = await client.post("/Patient", json={"resourceType": "Patient"})
+        assert created.status_code == 201, created.text
+        assert (await _get(client, f"/Patient/{created.json()['id']}")).status_code == 200

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Select, event, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
@@ -67,6 +68,34 @@ class Database:
             assert driver is not None  # a checked-out connection always has its driver's
             row: Sequence[Any] | None = await driver.fetchrow(sql, *(params[n] for n in names))
             return row
+
+    @asynccontextmanager
+    async def bounded_read(self, timeout_ms: int) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction whose statements PostgreSQL cancels after ``timeout_ms``.
+
+        Opening it and setting the limit is one round trip: the driver sends both in one
+        simple query, where SQLAlchemy would send a BEGIN and then a SET LOCAL (a search is
+        only a few statements, so each round trip counted). SQLite has no such limit; there
+        the caps on a search's parameters, values and includes bound its work.
+        """
+        async with self.engine.connect() as connection:
+            if self.is_sqlite:
+                yield connection
+                return
+            # SQLAlchemy must not open a transaction of its own around ours.
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection always has its driver's
+            await driver.execute(
+                f"BEGIN READ ONLY; SET LOCAL statement_timeout = {int(timeout_ms)}"
+            )
+            try:
+                yield connection
+            finally:
+                try:
+                    await driver.execute("ROLLBACK")
+                except (asyncpg.PostgresError, OSError):
+                    await connection.invalidate()  # never hand on a connection in doubt
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

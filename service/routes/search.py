@@ -173,8 +173,7 @@ async def _run(
     (and whether the include limit cut them)."""
     condition = scope.condition(criteria)
     try:
-        async with service.database.read() as connection:
-            await runner.limit_time(connection, settings.search_timeout_ms)
+        async with service.database.bounded_read(settings.search_timeout_ms) as connection:
             found = (
                 runner.Page([], [], [], False)
                 if controls.summary == "count"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -119,16 +119,6 @@ async def page(
     rows = [(r.pk, r.id, bytes(r.content)) for r in result]
     positions = [[r[f"k{i}"] for i in range(len(keys))] for r in (x._mapping for x in result)]
     return Page(rows, positions[0] if positions else [], positions[-1] if positions else [], more)
-
-
-async def limit_time(connection: AsyncConnection, milliseconds: int) -> None:
-    """Have PostgreSQL cancel any statement of this search that runs longer than this.
-
-    SQLite has no such limit; there the caps on parameters, values and includes that
-    ``criteria`` and ``controls`` enforce are what bound a search's work.
-    """
-    if connection.dialect.name == "postgresql":
-        await connection.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
 
 
 def timed_out(error: DBAPIError) -> bool:
