@@ -17,12 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Integer,
-    LargeBinary,
     Row,
-    String,
     Table,
     TextClause,
     and_,
@@ -41,6 +36,8 @@ from service.db.engine import Database
 from service.db.tables import INDEX_TABLES, resource, resource_version
 from service.errors import BadRequest
 from service.search.dates import instant
+from service.storage import combined_writes
+from service.storage.combined_writes import array_type
 
 
 @dataclass(frozen=True)
@@ -236,8 +233,32 @@ async def save(
     that changes no searchable value (a team's name, say) writes no index rows at all,
     where it used to delete and insert every kind, a dozen statements.
     """
+    # The kinds of index rows to write, and those of them the resource has rows of now.
+    stale = [
+        kind
+        for kind in INDEX_TABLES
+        if replaced_rows is None or replaced_rows.get(kind, []) != index_rows.get(kind, [])
+    ]
+    dropped = [k for k in stale if previous and (replaced_rows is None or replaced_rows.get(k))]
+    if connection.dialect.name == "postgresql":
+        version = combined_writes.Version(resource_type, resource_id, method, index_rows)
+        if previous is None:
+            assert number == 1 and not deleted  # a resource's first row is its version 1
+            statement, params = combined_writes.first_versions([version], [moment], [content])
+        else:
+            statement, params = combined_writes.next_version(
+                previous[0],
+                version,
+                number=number,
+                moment=moment,
+                deleted=deleted,
+                content=content,
+                stale=stale,
+                dropped=dropped,
+            )
+        await connection.execute(statement, params)
+        return Stored(resource_type, resource_id, number, moment, deleted, content, method)
     values = {"version": number, "last_updated": moment, "deleted": deleted, "content": content}
-    unchanged: set[str] = set()
     if previous is None:
         pk = (
             await connection.execute(
@@ -249,19 +270,16 @@ async def save(
     else:
         pk = previous[0]
         await connection.execute(update(resource).where(resource.c.pk == pk).values(**values))
-        for kind, table in INDEX_TABLES.items():
-            old = None if replaced_rows is None else replaced_rows.get(kind, [])
-            if old is not None and old == index_rows.get(kind, []):
-                unchanged.add(kind)
-            elif old is None or old:
-                await connection.execute(delete(table).where(table.c.resource_pk == pk))
+        for kind in dropped:
+            table = INDEX_TABLES[kind]
+            await connection.execute(delete(table).where(table.c.resource_pk == pk))
     await connection.execute(
         insert(resource_version).values(
             resource_pk=pk, type=resource_type, id=resource_id, method=method, **values
         )
     )
     for kind, rows in index_rows.items():
-        if rows and kind not in unchanged:
+        if rows and kind in stale:
             await connection.execute(
                 insert(INDEX_TABLES[kind]),
                 [{"resource_pk": pk, "resource_type": resource_type, **r} for r in rows],
@@ -288,6 +306,10 @@ class NewResource:
     def stored(self) -> Stored:
         return Stored(self.type, self.id, 1, self.moment, False, self.content, self.method)
 
+    @property
+    def version(self) -> combined_writes.Version:
+        return combined_writes.Version(self.type, self.id, self.method, self.index_rows)
+
 
 async def insert_new(connection: AsyncConnection, resources: list[NewResource]) -> None:
     """Write many first versions at once: one statement per table, not one per resource.
@@ -299,7 +321,11 @@ async def insert_new(connection: AsyncConnection, resources: list[NewResource]) 
     if not resources:
         return
     if connection.dialect.name == "postgresql":
-        statement, params = _insert_new_statement(resources)
+        statement, params = combined_writes.first_versions(
+            [r.version for r in resources],
+            [r.moment for r in resources],
+            [r.content for r in resources],
+        )
         await connection.execute(statement, params)
         return
     inserted = await insert_rows(
@@ -399,91 +425,14 @@ async def _copy(
         ) from error
 
 
-_ARRAY_TYPES = (
-    (Boolean, "BOOLEAN[]"),
-    (LargeBinary, "BYTEA[]"),
-    (BigInteger, "BIGINT[]"),
-    (Integer, "INTEGER[]"),
-    (String, "TEXT[]"),
-)
-
-
 @cache
 def _unnest_insert(table: Table, names: tuple[str, ...], returning: tuple[str, ...]) -> TextClause:
-    casts = ", ".join(f"CAST(:{name} AS {_array_type(table, name)})" for name in names)
+    casts = ", ".join(f"CAST(:{name} AS {array_type(table, name)})" for name in names)
     columns = ", ".join(f'"{name}"' for name in names)
     sql = f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({casts})'
     if returning:
         sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
     return text(sql)
-
-
-def _insert_new_statement(resources: list[NewResource]) -> tuple[TextClause, dict[str, Any]]:
-    """First versions as one PostgreSQL statement: resource rows, version rows and index rows
-    through data-modifying CTEs over arrays.
-
-    A write that records a Provenance, and every batch of AuditEvents, stores a handful of
-    rows in each of several tables; one statement per table (and a COPY is two round trips)
-    made those writes mostly waiting. Content travels once: version rows copy it from the
-    inserted resource rows.
-    """
-    params: dict[str, Any] = {
-        "types": [r.type for r in resources],
-        "ids": [r.id for r in resources],
-        "moments": [r.moment for r in resources],
-        "contents": [r.content for r in resources],
-        "methods": [r.method for r in resources],
-    }
-    kinds = []
-    for kind, table in INDEX_TABLES.items():
-        owned = [(r, row) for r in resources for row in r.index_rows.get(kind, ())]
-        if not owned:
-            continue
-        kinds.append(kind)
-        params[f"{kind}__type"] = [r.type for r, _ in owned]
-        params[f"{kind}__id"] = [r.id for r, _ in owned]
-        for name in _index_values(table):
-            params[f"{kind}_{name}"] = [row.get(name) for _, row in owned]
-    return _insert_new_sql(tuple(kinds)), params
-
-
-def _index_values(table: Table) -> tuple[str, ...]:
-    return tuple(c.name for c in table.c if c.name not in ("resource_pk", "resource_type"))
-
-
-@cache
-def _insert_new_sql(kinds: tuple[str, ...]) -> TextClause:
-    def arrays(table: Table, names: Iterable[str], prefix: str) -> str:
-        return ", ".join(f"CAST(:{prefix}{n} AS {_array_type(table, n)})" for n in names)
-
-    ctes = [
-        "new AS (INSERT INTO resource (type, id, version, last_updated, deleted, content)"
-        " SELECT t, i, 1, m, false, c FROM unnest(CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]),"
-        " CAST(:moments AS BIGINT[]), CAST(:contents AS BYTEA[])) AS u(t, i, m, c)"
-        " RETURNING pk, type, id, last_updated, content)",
-        "versions AS (INSERT INTO resource_version"
-        " (resource_pk, type, id, method, version, last_updated, deleted, content)"
-        " SELECT new.pk, new.type, new.id, u.method, 1, new.last_updated, false, new.content"
-        " FROM new JOIN unnest(CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]),"
-        " CAST(:methods AS TEXT[])) AS u(t, i, method) ON new.type = u.t AND new.id = u.i)",
-    ]
-    for kind in kinds:
-        table = INDEX_TABLES[kind]
-        names = _index_values(table)
-        columns = ", ".join(names)
-        ctes.append(
-            f"{kind}_rows AS (INSERT INTO {table.name} (resource_pk, resource_type, {columns})"
-            f" SELECT new.pk, new.type, {', '.join(f'u.{n}' for n in names)} FROM new"
-            f" JOIN unnest(CAST(:{kind}__type AS TEXT[]), CAST(:{kind}__id AS TEXT[]),"
-            f" {arrays(table, names, f'{kind}_')}) AS u(t, i, {columns})"
-            " ON new.type = u.t AND new.id = u.i)"
-        )
-    return text("WITH " + ", ".join(ctes) + " SELECT count(*) FROM new")
-
-
-def _array_type(table: Table, name: str) -> str:
-    column_type = table.c[name].type
-    return next(array for kind, array in _ARRAY_TYPES if isinstance(column_type, kind))
 
 
 @dataclass(frozen=True)
