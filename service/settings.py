@@ -72,7 +72,13 @@ class Settings(BaseSettings):
     )
     jwks_min_refresh_seconds: float = 30.0
     log_level: str = "INFO"
-    db_pool_size: int = 10
+    db_pool_size: int = Field(
+        default=20,
+        description=(
+            "PostgreSQL connections each worker keeps; up to half as many again are opened "
+            "for bursts and closed after, so size it for the concurrent requests a worker serves"
+        ),
+    )
     caseload_limit: int = Field(
         default=25, description="Key worker caseload above which $accountability-gaps flags it"
     )
