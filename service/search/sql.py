@@ -287,7 +287,7 @@ def _identifier_parts(resource_type: str, name: str, types: tuple[str, ...]) -> 
         idx_reference.c.resource_type == resource_type,
         idx_reference.c.param == name,
         target.c.deleted.is_(False),
-        idx_token.c.resource_type.in_(types),
+        one_of(idx_token.c.resource_type, types),
         idx_token.c.param == "identifier",
     )
     own = and_(
@@ -295,6 +295,15 @@ def _identifier_parts(resource_type: str, name: str, types: tuple[str, ...]) -> 
         idx_token.c.param == f"{name}:identifier",
     )
     return _IdentifierParts(target, own, joined, via)
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column`` equals one of a few values the registry fixes (types, parameter names).
+
+    Not ``in_()``: that renders a placeholder per value when each statement executes, which
+    undoes building the expression once.
+    """
+    return or_(false(), *[column == v for v in values])
 
 
 def token_match(
