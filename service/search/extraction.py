@@ -40,14 +40,20 @@ _STRING_PARTS = [
 
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form used by the default string search."""
+    if text.isascii():  # most text: nothing to decompose, and lower() is casefold() here
+        return text.lower()[:_MAX_TEXT]
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:_MAX_TEXT]
 
 
-def values_at(node: Any, path: str) -> Iterator[Any]:
+def values_at(node: Any, path: str) -> list[Any]:
     """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type."""
+    steps = _steps(path)
+    if len(steps) == 1 and not path.endswith("[x]"):  # most parameters: one element
+        child = node.get(path) if isinstance(node, dict) else None
+        return [] if child is None else child if isinstance(child, list) else [child]
     nodes = [node]
-    for step in _steps(path):
+    for step in steps:
         found: list[Any] = []
         for current in nodes:
             if not isinstance(current, dict):
@@ -60,7 +66,7 @@ def values_at(node: Any, path: str) -> Iterator[Any]:
             for child in children:
                 found.extend(child if isinstance(child, list) else [child])
         nodes = found
-    yield from nodes
+    return nodes
 
 
 @cache
