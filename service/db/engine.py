@@ -99,8 +99,10 @@ class Database:
             finally:
                 try:
                     await driver.execute("ROLLBACK")
-                except (asyncpg.PostgresError, OSError):
-                    await connection.invalidate()  # never hand on a connection in doubt
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    # a broken connection, or one a cancelled query left busy: never hand
+                    # on a connection in doubt
+                    await connection.invalidate()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
