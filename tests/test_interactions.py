@@ -8,6 +8,7 @@ https://hl7.org/fhir/R4/http.html
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -817,3 +818,11 @@ async def test_absolute_references_to_this_server_are_checked(
     )
     assert bad.status_code == 422
     assert "CareTeam.subject" in expressions(bad)
+
+
+async def test_server_assigned_ids_are_time_ordered_uuids(client: httpx.AsyncClient) -> None:
+    """Ids the server assigns are UUIDs of version 7: later creates sort after earlier ones,
+    which keeps the (type, id) indexes appending at their right-hand edge."""
+    ids = [(await create(client, patient()))["id"] for _ in range(5)]
+    assert all(uuid.UUID(i).version == 7 for i in ids), ids
+    assert ids == sorted(ids)
