@@ -47,7 +47,10 @@ def normalise(text: str) -> str:
 
 
 def values_at(node: Any, path: str) -> list[Any]:
-    """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type."""
+    """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type.
+
+    The list may be the body's own (a one-element path to a list): read it, don't change it.
+    """
     steps = _steps(path)
     if len(steps) == 1 and not path.endswith("[x]"):  # most parameters: one element
         child = node.get(path) if isinstance(node, dict) else None

@@ -312,7 +312,8 @@ class NewResource:
 
 
 async def insert_new(connection: AsyncConnection, resources: list[NewResource]) -> None:
-    """Write many first versions at once: one statement per table, not one per resource.
+    """Write many first versions at once: on PostgreSQL one statement in all
+    (``combined_writes``), on SQLite one statement per table; never one per resource.
 
     The batched audit writer, Provenance and the creates of a transaction Bundle call this;
     a request path writing one version of a resource uses ``save``. A resource that exists
