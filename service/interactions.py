@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import model
 from fhir_mappings.issues import Issue
+from service.audit import journal
 from service.db.engine import Database
 from service.db.tables import resource
 from service.errors import (
@@ -148,7 +149,13 @@ class Interactions:
         if not version.isdigit():
             raise NotFound(f"Version '{version}' of {resource_type}/{resource_id} is not known")
         async with self._reading(within) as connection:
-            stored = await repository.version(connection, resource_type, resource_id, int(version))
+            if resource_type == journal.AUDIT_EVENT:  # each is its one and only version
+                found = await journal.stored(self.database, resource_id, connection)
+                stored = found if version == "1" else None
+            else:
+                stored = await repository.version(
+                    connection, resource_type, resource_id, int(version)
+                )
         if stored is None:
             raise NotFound(f"Version {version} of {resource_type}/{resource_id} is not known")
         if stored.deleted:
@@ -337,6 +344,11 @@ class Interactions:
         self, resource_type: str, resource_id: str, within: Transaction | None
     ) -> tuple[int, Stored] | None:
         """Inside a bundle, its own writes; else one statement with no transaction around it."""
+        if resource_type == journal.AUDIT_EVENT:
+            event = await journal.stored(
+                self.database, resource_id, within.connection if within else None
+            )
+            return None if event is None else (0, event)
         if within is not None:
             return await repository.current(within.connection, resource_type, resource_id)
         return await repository.current_now(self.database, resource_type, resource_id)

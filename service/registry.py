@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_mappings.keyworking import definitions
-from service.search.parameters import SEARCH_PARAMETERS, SearchParam
+from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, SearchParam
 
 INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
 TYPE_INTERACTIONS = ("create", "search-type", "history-type")
@@ -47,13 +47,18 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
 RECORD_INTERACTIONS = ("read", "vread", "history-instance", "search-type", "history-type")
 
 
+# AuditEvents live in the audit journal (``service.audit.journal``), written once and never
+# versioned: there is no history to page, and _include, _revinclude and _has never reach them.
+JOURNAL_INTERACTIONS = ("read", "vread", "search-type")
+
+
 def _server_written(name: str) -> ResourceType:
     """A type only the server writes (``service.audit``): read and search through the API,
     and a change or deletion is 405."""
     return ResourceType(
         name,
         f"http://hl7.org/fhir/StructureDefinition/{name}",
-        RECORD_INTERACTIONS,
+        JOURNAL_INTERACTIONS if name in JOURNALED_TYPES else RECORD_INTERACTIONS,
         conditional_create=False,
         conditional_update=False,
         conditional_delete=False,

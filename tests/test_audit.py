@@ -1,5 +1,6 @@
-"""AuditEvents for requests touching patient data, Provenance for care-record writes: both
-stored as resources, searchable with the right scope, and never changeable through the API."""
+"""AuditEvents for requests touching patient data (kept in the audit journal), Provenance for
+care-record writes (stored as resources): both searchable with the right scope, and never
+changeable through the API."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import httpx
 import pytest
 
 from service.audit import writer as writer_module
+from service.audit.journal import Entry
 from service.audit.provenance import CLIENT_SYSTEM, DEFAULT_REASON
 from service.audit.writer import AuditWriter
-from service.storage.repository import NewResource
 from tests.authkit import bearer, mint, secure_client
+from tests.conftest import BASE
 
 AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 TEAM = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": "Patient/p1"}}
@@ -158,7 +160,7 @@ async def test_audit_writer_batches_applies_backpressure_and_retries(
     written: list[list[str]] = []
     failures = [RuntimeError("database away")]
 
-    async def insert(_: Any, batch: list[NewResource]) -> None:
+    async def insert(_: Any, batch: list[Entry]) -> None:
         if failures:
             raise failures.pop()
         written.append([event.id for event in batch])
@@ -168,7 +170,7 @@ async def test_audit_writer_batches_applies_backpressure_and_retries(
         async def write(self) -> AsyncIterator[None]:
             yield None
 
-    monkeypatch.setattr(writer_module, "insert_new", insert)
+    monkeypatch.setattr(writer_module, "append", insert)
     writer = AuditWriter(
         Database(),  # type: ignore[arg-type]
         batch_size=3,
@@ -177,10 +179,111 @@ async def test_audit_writer_batches_applies_backpressure_and_retries(
         retry_delays_s=(0.01,),
     )
     writer.start()
-    events = [NewResource("AuditEvent", str(n), b"{}", 0, {}) for n in range(7)]
+    events = [Entry(str(n), 0, None, b"{}", ()) for n in range(7)]
     for event in events:  # more than the queue holds: submit waits for space, never drops
         await writer.submit(event)
     await writer.stop()
     assert [i for batch in written for i in batch] == [e.id for e in events]
     assert all(len(batch) <= 3 for batch in written)
     assert "could not write a batch of" in caplog.text
+
+
+async def _events(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> list[str]:
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    return [e["resource"]["id"] for e in response.json()["entry"] if e["search"]["mode"] == "match"]
+
+
+async def test_the_audit_journal_answers_read_vread_paging_and_every_parameter(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, writer = await _setup(app_factory, database_url)
+    for _ in range(3):
+        assert (await client.get("/Patient/p1", headers=writer)).status_code == 200
+    auditor = bearer(await mint(database_url, "system/AuditEvent.rs", client_id="auditor"))
+    await _audit_written(client)
+    everything = await _events(client, "/AuditEvent?_count=100", auditor)
+    assert len(everything) == 4  # the PUT and three reads, nothing else yet
+
+    # paging newest first, two at a time, with the total
+    seen, recorded = [], []
+    url: str | None = "/AuditEvent?_sort=-date&_count=2&_total=accurate"
+    while url:
+        page = (await client.get(url, headers=auditor)).json()
+        assert page["total"] == 4
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        recorded += [e["resource"]["recorded"] for e in page["entry"]]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    assert sorted(seen) == sorted(everything) and len(seen) == 4
+    assert recorded == sorted(recorded, reverse=True)
+    count = (await client.get("/AuditEvent?_summary=count", headers=auditor)).json()
+    assert count["total"] >= 4 and not count.get("entry")
+
+    one = await client.get(f"/AuditEvent/{everything[0]}", headers=auditor)
+    assert one.status_code == 200 and one.headers["etag"] == 'W/"1"'
+    assert one.json()["id"] == everything[0] and one.json()["meta"]["versionId"] == "1"
+    version = await client.get(f"/AuditEvent/{everything[0]}/_history/1", headers=auditor)
+    assert version.status_code == 200 and version.json() == one.json()
+    for missing in (f"/AuditEvent/{everything[0]}/_history/2", "/AuditEvent/no-such-event"):
+        assert (await client.get(missing, headers=auditor)).status_code == 404
+
+    client_id = f"agent:identifier={CLIENT_SYSTEM}|care-system"
+    assert len(await _events(client, f"/AuditEvent?{client_id}&_count=100", auditor)) == 4
+    assert await _events(client, "/AuditEvent?agent:identifier=|care-system", auditor) == []
+    assert await _events(client, "/AuditEvent?agent=Practitioner/x", auditor) == []
+    # the auditor's own searches returned events about p1, so they are about p1 too
+    for about_p1 in ("entity=p1", "entity=Patient/p1", f"patient={BASE}/Patient/p1"):
+        found = await _events(client, f"/AuditEvent?{about_p1}&_count=100", auditor)
+        assert set(everything) <= set(found), about_p1
+    assert await _events(client, "/AuditEvent?entity=CareTeam/p1", auditor) == []
+    assert await _events(client, "/AuditEvent?patient=Patient/p2", auditor) == []
+    assert await _events(client, "/AuditEvent?date=lt2000-01-01", auditor) == []
+    assert await _events(client, "/AuditEvent?type:not=rest", auditor) == []
+    assert await _events(client, f"/AuditEvent?_id={everything[1]}", auditor) == [everything[1]]
+
+
+async def test_audit_events_are_outside_history_includes_and_has(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, writer = await _setup(app_factory, database_url)
+    assert (await client.get("/Patient/p1", headers=writer)).status_code == 200
+    await _audit_written(client)
+    everything = bearer(await mint(database_url, "system/*.rs"))
+    history = (await client.get("/_history?_count=100", headers=everything)).json()
+    types = {e["resource"]["resourceType"] for e in history["entry"] if "resource" in e}
+    assert "Patient" in types and "AuditEvent" not in types
+    for path in (
+        "/Patient?_revinclude=AuditEvent:patient",
+        "/AuditEvent?_include=AuditEvent:patient",
+        "/AuditEvent?_include=*",
+        "/Patient?_has:AuditEvent:patient:type=rest",
+        "/AuditEvent?_sort=type",
+        "/AuditEvent?patient.name=Audited",
+    ):
+        refused = await client.get(path, headers=everything)
+        assert refused.status_code == 400, (path, refused.text)
+        issue = refused.json()["issue"][0]
+        assert issue["code"] in ("not-supported", "value") and issue["diagnostics"]
+    metadata = (await client.get("/metadata")).json()["rest"][0]["resource"]
+    audit = next(r for r in metadata if r["type"] == "AuditEvent")
+    assert {i["code"] for i in audit["interaction"]} == {"read", "vread", "search-type"}
+    patient = next(r for r in metadata if r["type"] == "Patient")
+    assert not any(v.startswith("AuditEvent:") for v in patient.get("searchRevInclude", []))
+
+
+async def test_a_patient_token_sees_only_its_own_patients_audit_events(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, writer = await _setup(app_factory, database_url)
+    other = {"resourceType": "Patient", "id": "p2", "name": [{"family": "Other"}]}
+    assert (await client.put("/Patient/p2", json=other, headers=writer)).status_code == 201
+    await _audit_written(client)
+    auditor = bearer(await mint(database_url, "system/AuditEvent.rs"))
+    of_p2 = await _events(client, "/AuditEvent?patient=p2", auditor)
+    assert len(of_p2) == 1
+    own = bearer(await mint(database_url, "patient/AuditEvent.rs", patient="p1"))
+    visible = await _events(client, "/AuditEvent?_count=100", own)
+    assert visible and of_p2[0] not in visible
+    assert await _events(client, "/AuditEvent?patient=p2", own) == []
+    assert (await client.get(f"/AuditEvent/{of_p2[0]}", headers=own)).status_code == 403
+    assert (await client.get(f"/AuditEvent/{visible[0]}", headers=own)).status_code == 200

@@ -19,7 +19,7 @@ from service.search.extraction import split_reference, values_at
 from service.search.parameters import parameter
 
 _ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
-_EVENT_TYPE = {
+EVENT_TYPE = {
     "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
     "code": "rest",
     "display": "RESTful Operation",
@@ -117,7 +117,7 @@ def audit_event(
         )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "type": _EVENT_TYPE,
+        "type": EVENT_TYPE,
         "action": _ACTIONS.get(record.method, "E"),
         "recorded": recorded,
         "outcome": _outcome(record.status),

@@ -5,9 +5,10 @@ and SMART configuration):
 
 * each request starts with no access and no write context, and leaves the context variables
   as it found them, so nothing a request was allowed leaks into the next one;
-* after the response has been sent it hands the AuditEvent to the app's batched
-  ``AuditWriter`` (``service.audit.writer``): the client does not wait for it, and a failure
-  to prepare or write it is logged loudly, never swallowed. The access dependency leaves
+* after the response has been sent it hands the AuditEvent, as an audit journal entry
+  (``service.audit.journal``), to the app's batched ``AuditWriter``
+  (``service.audit.writer``): the client does not wait for it, and a failure to prepare
+  or write it is logged loudly, never swallowed. The access dependency leaves
   the caller's ``Access`` and the interaction on the request state; patient links are read
   from the response the client received.
 
@@ -23,8 +24,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.audit import journal
 from service.audit.events import RequestRecord, audit_event, patients_of
-from service.audit.store import first_version
 from service.audit.writer import AuditWriter
 from service.auth.access import Access, current_access
 from service.interactions import Interactions
@@ -100,6 +101,6 @@ class AuditMiddleware:
         event = audit_event(record, instant(moment), patients, service.base_url)
         writer: AuditWriter = scope["app"].state.audit
         try:
-            await writer.submit(first_version(event, moment, service.base_url))
+            await writer.submit(journal.entry(event, moment))
         except Exception:  # the response is sent; the failure must be seen, not lost
             log.exception("could not queue the AuditEvent for %s %s", record.method, scope["path"])

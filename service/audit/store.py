@@ -1,4 +1,4 @@
-"""Storing a server-authored resource (an AuditEvent, a Provenance) as a first version.
+"""Storing a server-authored resource (a Provenance) as a first version.
 
 These resources are written by the server itself, never through the public create path: it
 would validate references strictly (a Provenance targets a *version*) and run write hooks,

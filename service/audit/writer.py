@@ -1,11 +1,11 @@
 """Writing AuditEvents in batches, off the request's critical path.
 
-Every audited request produces one AuditEvent; writing each in its own transaction (a
-resource row, a version row, index rows and a commit) cost more than the read it records.
-The app owns one ``AuditWriter`` (started and stopped by its lifespan): requests queue the
-prepared event and the writer stores what has gathered in one transaction, with one
-multi-row insert per table, at most ``max_delay_s`` after the first event of a batch was
-queued, or as soon as ``batch_size`` are waiting.
+Every audited request produces one AuditEvent; writing each in its own transaction cost
+more than the read it records. The app owns one ``AuditWriter`` (started and stopped by its
+lifespan): requests queue the prepared journal entry and the writer stores what has gathered
+in one transaction (``service.audit.journal.append``: one multi-row insert, or a COPY, per
+table), at most ``max_delay_s`` after the first event of a batch was queued, or as soon as
+``batch_size`` are waiting.
 
 Nothing is dropped quietly. The queue is bounded and a full queue makes the request wait for
 space (backpressure), never discards. A batch that fails is logged and retried after a pause;
@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 
+from service.audit.journal import Entry, append
 from service.db.engine import Database
-from service.storage.repository import NewResource, insert_new
 
 log = logging.getLogger("keyworker.audit")
 
@@ -40,13 +40,13 @@ class AuditWriter:
         self._batch_size = batch_size
         self._max_delay_s = max_delay_s
         self._retry_delays_s = retry_delays_s
-        self._queue: asyncio.Queue[NewResource] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[Entry] = asyncio.Queue(capacity)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
 
-    async def submit(self, event: NewResource) -> None:
+    async def submit(self, event: Entry) -> None:
         """Queue one AuditEvent; waits for space when the queue is full."""
         await self._queue.put(event)
 
@@ -74,7 +74,7 @@ class AuditWriter:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _gather(self) -> list[NewResource]:
+    async def _gather(self) -> list[Entry]:
         """The first event to arrive and what follows it within the delay, up to a batch."""
         batch = [await self._queue.get()]
         deadline = asyncio.get_running_loop().time() + self._max_delay_s
@@ -92,11 +92,11 @@ class AuditWriter:
                 break
         return batch
 
-    async def _insert(self, batch: list[NewResource]) -> None:
+    async def _insert(self, batch: list[Entry]) -> None:
         async with self._database.write() as connection:
-            await insert_new(connection, batch)
+            await append(connection, batch)
 
-    async def _write(self, batch: list[NewResource]) -> None:
+    async def _write(self, batch: list[Entry]) -> None:
         for attempt, delay in enumerate(self._retry_delays_s, start=1):
             try:
                 await self._insert(batch)

@@ -132,6 +132,31 @@ INDEX_TABLES: dict[str, Table] = {
     "composite": idx_composite,
 }
 
+# -- the audit journal (service.audit.journal) ---------------------------------------------
+# One row per audited request, not a resource: AuditEvents are never updated or deleted, and
+# writing each as a resource (a current row, a version row and seven index rows) cost more
+# than the read it recorded. ``content`` is the AuditEvent as served; the entity table holds
+# every ``entity.what`` reference (the request's target and its patients), which the
+# ``entity`` and ``patient`` searches look up.
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("recorded", BigInteger, nullable=False),
+    Column("client_id", String(255), nullable=True),
+    Column("content", LargeBinary, nullable=False),
+    Index(None, "recorded", "id"),
+)
+
+audit_event_entity = Table(
+    "audit_event_entity",
+    metadata,
+    Column("event_id", String(64), nullable=False),
+    Column("reference", String(512), nullable=False),
+    Index(None, "reference", "event_id"),
+)
+
 server_secret = Table(
     "server_secret",
     metadata,

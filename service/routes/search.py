@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, false, or_
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_mappings.issues import Issue
+from service.audit import journal_search
 from service.auth.access import FULL_ACCESS, Access
 from service.db.tables import resource
 from service.errors import BadRequest, Forbidden, UnsupportedMediaType, operation_outcome
@@ -32,6 +33,7 @@ from service.search.controls import CONTROL_PARAMETERS, Controls, parse_controls
 from service.search.criteria import Criteria, Criterion, Limits, parse
 from service.search.dates import instant
 from service.search.includes import Found, included
+from service.search.parameters import JOURNALED_TYPES
 from service.search.projection import project
 from service.search.sql import one_of, where
 from service.settings import Settings
@@ -179,9 +181,25 @@ async def _run(
 ) -> tuple[runner.Page, int | None, list[Found], list[Found], bool]:
     """The page (and its matches), the total if asked for, and the included resources
     (and whether the include limit cut them)."""
-    condition = scope.condition(criteria)
+    resource_type = criteria.resource_type
+    journaled = resource_type in JOURNALED_TYPES
+    if journaled:
+        restrictions = scope.restrict(resource_type)
+        condition = (
+            false()
+            if restrictions is None
+            else journal_search.condition([*restrictions, *criteria.criteria], scope.base_url)
+        )
+    else:
+        condition = scope.condition(criteria)
     try:
         async with service.database.bounded_read(settings.search_timeout_ms) as connection:
+            if journaled:
+                found, matched = await journal_search.run(
+                    connection, condition, controls, position=position, forward=forward
+                )
+                matches = [Found(pk, resource_type, i, c) for pk, i, c in found.rows]
+                return found, matched, matches, [], False
             found = (
                 runner.Page([], [], [], False)
                 if controls.summary == "count"

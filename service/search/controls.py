@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from service.errors import BadRequest
 from service.search.criteria import searchable_types, split_values
-from service.search.parameters import SEARCH_PARAMETERS, parameter
+from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, parameter
 
 # Parameters whose order is well defined; ``_lastUpdated`` is kept on the resource row.
 SORTABLE = ("_lastUpdated", "date", "name", "family", "birthdate", "status")
@@ -131,6 +131,12 @@ def _include(key: str, value: str) -> Include:
         raise BadRequest(f"{key}: '{value}' is not Type:parameter[:Target]", code="value")
     source, name = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
+    if source in JOURNALED_TYPES or target in JOURNALED_TYPES:
+        raise BadRequest(
+            f"{key}: AuditEvents are kept in the audit journal and cannot be included; "
+            "search AuditEvent?patient=… or ?entity=… instead",
+            code="not-supported",
+        )
     definition = parameter(source, name)
     if name != "*" and (definition is None or definition.type != "reference"):
         raise BadRequest(f"{key}: {source} has no reference parameter '{name}'", code="value")
@@ -144,6 +150,8 @@ def _include(key: str, value: str) -> Include:
 
 def include_values(resource_type: str) -> list[str]:
     """The ``_include`` values a search of ``resource_type`` supports (CapabilityStatement)."""
+    if resource_type in JOURNALED_TYPES:
+        return []
     names = [p.name for p in SEARCH_PARAMETERS.get(resource_type, ()) if p.type == "reference"]
     return ["*", *(f"{resource_type}:{n}" for n in names)] if names else []
 
@@ -153,6 +161,7 @@ def revinclude_values(resource_type: str) -> list[str]:
     found = [
         f"{source}:{p.name}"
         for source, params in SEARCH_PARAMETERS.items()
+        if source not in JOURNALED_TYPES
         for p in params
         if p.type == "reference" and p.refers_to(resource_type)
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from service.errors import BadRequest
 from service.search.dates import date_range
-from service.search.parameters import SEARCH_PARAMETERS, SearchParam, parameter
+from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, SearchParam, parameter
 
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")
 COMMON_PARAMETERS = {
@@ -174,6 +174,11 @@ def _parse_has(resource_type: str, key: str, values: tuple[str, ...]) -> Criteri
     if len(parts) < 4:
         raise BadRequest(f"'{key}': _has takes _has:Type:reference:parameter", code="value")
     source, ref_name, inner_key = parts[1], parts[2], ":".join(parts[3:])
+    if source in JOURNALED_TYPES:
+        raise BadRequest(
+            f"'{key}': AuditEvents are kept in the audit journal, which _has cannot reach",
+            code="not-supported",
+        )
     if inner_key.startswith("_has") or "." in inner_key:
         raise BadRequest(f"'{key}': _has may be one level deep", code="too-costly")
     reference = parameter(source, ref_name)

@@ -183,6 +183,11 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
 }
 
 
+# Types searched in the audit journal (``service.audit.journal_search``), not through the
+# index tables: no search of another type can include them or filter on them with _has.
+JOURNALED_TYPES = ("AuditEvent",)
+
+
 def parameter(resource_type: str, name: str) -> SearchParam | None:
     for param in SEARCH_PARAMETERS.get(resource_type, ()):
         if param.name == name:
