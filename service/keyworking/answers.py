@@ -96,8 +96,7 @@ class Keyworking:
         BEGIN and ROLLBACK round trips around it.
         """
         key = patient if "|" in patient or patient.startswith("Patient/") else f"Patient/{patient}"
-        async with self.database.read() as connection:
-            person = await store.person(connection, key)
+        person = await store.person(self.database, key)
         if not person.known:
             if "|" in key:
                 raise NotFound(f"No patient is known by the identifier '{key}'")

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.keyworking.projection import Assignment, PatientRow, PlanRow, Role
+from service.db.engine import Database
 from service.db.tables import kw_assignment, kw_patient, kw_patient_identifier, kw_plan, kw_role
 from service.storage.repository import insert_rows
 
@@ -265,20 +266,19 @@ _PERSON_SQLITE = text(_person_sql("", ":key"))
 _PERSON_POSTGRESQL = _person_sql('COLLATE "C"', "$1")
 
 
-async def person(connection: AsyncConnection, key: str) -> Person:
+async def person(database: Database, key: str) -> Person:
     """The person ``key`` (``Patient/id`` or ``system|value``) names, with every alias's rows.
 
     One statement, so it needs no transaction. On PostgreSQL it goes straight to asyncpg
-    (prepared once per connection), as ``Database.first_row`` does for a read by id: through
-    SQLAlchemy's ``execute`` it cost as much CPU as all the rest of ``$accountable``.
+    (``Database.driver_rows``), as a read by id does: through SQLAlchemy's ``execute`` it
+    cost as much CPU as all the rest of ``$accountable``.
     """
     rows: Sequence[Sequence[Any]]
-    if connection.dialect.name == "sqlite":
-        rows = (await connection.execute(_PERSON_SQLITE, {"key": key})).all()
+    if database.is_sqlite:
+        async with database.read() as connection:
+            rows = (await connection.execute(_PERSON_SQLITE, {"key": key})).all()
     else:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # a checked-out connection always has its driver's
-        rows = await driver.fetch(_PERSON_POSTGRESQL, key)
+        rows = await database.driver_rows(_PERSON_POSTGRESQL, key)
     assignments = [_assignment(row[1:13]) for row in rows if row[0] == 0]
     roles = [_role(row[13:21]) for row in rows if row[0] == 1]
     patient = next((row for row in rows if row[0] == 2), None)
