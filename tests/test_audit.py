@@ -287,3 +287,20 @@ async def test_a_patient_token_sees_only_its_own_patients_audit_events(
     assert await _events(client, "/AuditEvent?patient=p2", own) == []
     assert (await client.get(f"/AuditEvent/{of_p2[0]}", headers=own)).status_code == 403
     assert (await client.get(f"/AuditEvent/{visible[0]}", headers=own)).status_code == 200
+
+
+async def test_a_request_naming_an_overlong_id_is_still_audited(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, writer = await _setup(app_factory, database_url)
+    long_id = "x" * 600
+    assert (await client.get(f"/CareTeam/{long_id}", headers=writer)).status_code in (400, 404)
+    auditor = bearer(await mint(database_url, "system/AuditEvent.rs", client_id="auditor"))
+    await _audit_written(client)
+    response = await client.get(
+        f"/AuditEvent?agent:identifier={CLIENT_SYSTEM}|care-system&_count=100", headers=auditor
+    )
+    events = [e["resource"] for e in response.json()["entry"] if e["search"]["mode"] == "match"]
+    refused = [e for e in events if e["outcome"] == "4"]
+    assert len(events) == 2 and len(refused) == 1  # the PUT, and the refused read
+    assert {"reference": f"CareTeam/{long_id}"} in [e.get("what") for e in refused[0]["entity"]]

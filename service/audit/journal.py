@@ -25,6 +25,10 @@ from service.ids import new_id
 from service.storage.repository import Stored, insert_rows, with_meta
 
 AUDIT_EVENT = "AuditEvent"
+# A reference longer than the entity column cannot name a stored resource (a type and an id
+# are at most 64 characters each), but a client can send one in a URL: it stays in the event
+# and is not searchable, rather than making the whole batch fail to store.
+_LONGEST = 512  # audit_event_entity.reference
 
 
 class Entry(NamedTuple):
@@ -47,7 +51,7 @@ def entry(event: dict[str, Any], moment: int) -> Entry:
         moment,
         client_of(event),
         with_meta(event, event_id, 1, moment),
-        tuple(dict.fromkeys(r for r in references if isinstance(r, str))),
+        tuple(dict.fromkeys(r for r in references if isinstance(r, str) and len(r) <= _LONGEST)),
     )
 
 
