@@ -13,9 +13,9 @@ which is all that the ``entity`` and ``patient`` searches need
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.audit.provenance import CLIENT_SYSTEM
@@ -28,7 +28,7 @@ AUDIT_EVENT = "AuditEvent"
 # A reference longer than the entity column cannot name a stored resource (a type and an id
 # are at most 64 characters each), but a client can send one in a URL: it stays in the event
 # and is not searchable, rather than making the whole batch fail to store.
-_LONGEST = 512  # audit_event_entity.reference
+_LONGEST = cast(String, audit_event_entity.c.reference.type).length or 0
 
 
 class Entry(NamedTuple):
@@ -49,13 +49,13 @@ def entry(event: dict[str, Any], moment: int) -> Entry:
     return Entry(
         event_id,
         moment,
-        client_of(event),
+        _client_of(event),
         with_meta(event, event_id, 1, moment),
         tuple(dict.fromkeys(r for r in references if isinstance(r, str) and len(r) <= _LONGEST)),
     )
 
 
-def client_of(event: dict[str, Any]) -> str | None:
+def _client_of(event: dict[str, Any]) -> str | None:
     """The OAuth client the event names as its agent, if any."""
     for agent in event.get("agent", ()):
         identifier = (agent.get("who") or {}).get("identifier") or {}
