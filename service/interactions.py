@@ -146,7 +146,7 @@ class Interactions:
         *,
         within: Transaction | None = None,
     ) -> Stored:
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()) or len(version) > 18:
             raise NotFound(f"Version '{version}' of {resource_type}/{resource_id} is not known")
         async with self._reading(within) as connection:
             if resource_type == journal.AUDIT_EVENT:  # each is its one and only version

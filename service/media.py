@@ -87,7 +87,12 @@ async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]
             f"Content-Type '{media or '(none)'}' is not accepted here; use {' or '.join(accepted)}"
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > max_bytes
+    ):
         raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -327,6 +327,24 @@ CASES = [
     Case("bad-since", "GET", "/Patient/_history?_since=yesterday", {}, None, 400, text="_since"),
     Case("bad-count", "GET", "/Patient/{pid}/_history?_count=many", {}, None, 400, text="_count"),
     Case("unknown-history-parameter", "GET", "/_history?colour=blue", {}, None, 400, text="colour"),
+    # -- numbers that str.isdigit() accepts and int() does not (found by the search fuzzer) --
+    Case("search-count-superscript", "GET", "/Patient?_count=%C2%B2", {}, None, 400, text="_count"),
+    Case(
+        "history-count-superscript", "GET", "/_history?_count=%C2%B2", {}, None, 400, text="_count"
+    ),
+    Case(
+        "history-count-huge", "GET", "/_history?_count=" + "9" * 5000, {}, None, 400, text="_count"
+    ),
+    Case("vread-version-superscript", "GET", "/Patient/{pid}/_history/%C2%B2", {}, None, 404),
+    Case(
+        "gaps-within-superscript",
+        "GET",
+        "/$accountability-gaps?within=%C2%B2",
+        {},
+        None,
+        400,
+        text="within",
+    ),
     # -- JSON Patch ----------------------------------------------------------------------
     Case(
         "patch-not-array",

@@ -17,7 +17,7 @@ NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 
 def valid(value: str) -> bool:
     digits = value.replace(" ", "")
-    if len(digits) != 10 or not digits.isdigit():
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         return False
     total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11

@@ -29,7 +29,7 @@ def page_size(request: Request, settings: Settings) -> int:
     raw = request.query_params.get("_count")
     if raw is None:
         return settings.default_page_size
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise BadRequest(f"_count '{raw}' is not a whole number", code="value")
     return max(1, min(int(raw), settings.max_page_size))
 

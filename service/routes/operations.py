@@ -62,7 +62,7 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
     value = request.query_params.get(name)
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"'{name}' must be a non-negative integer", code="value")
     return min(int(value), maximum) if maximum is not None else int(value)
 

@@ -109,7 +109,7 @@ def parse_controls(
 def _count(raw: str | None, default: int, maximum: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise BadRequest(f"_count '{raw[:40]}' is not a whole number", code="value")
     return min(int(raw), maximum)
 
