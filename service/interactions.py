@@ -544,9 +544,10 @@ class Interactions:
             # serialise, or two conditional writes can each find nothing and both create.
             await repository.advisory_locks(connection, map(_criteria_lock, parsed))
         candidates = await self._candidates(connection, parsed)
+        planner = search_sql.Planner(self.base_url)
         selects = [
             select(literal_column(str(n), Integer).label("n"), resource.c.pk)
-            .where(search_sql.where(parsed[n], self.base_url))
+            .where(planner.where(parsed[n]))
             .order_by(resource.c.pk)
             .limit(2)
             .subquery()
@@ -559,7 +560,7 @@ class Interactions:
                 if selects[1:]
                 else selects[0]
             )
-            rows = list(await connection.execute(select(*query.c)))
+            rows = list(await connection.execute(select(*query.c), planner.params))
         # Locked in one order everywhere (by key): no deadlocks.
         current = await repository.current_by_keys(connection, sorted({row.pk for row in rows}))
         found: list[list[tuple[int, Stored]]] = [[] for _ in parsed]
@@ -596,8 +597,9 @@ class Interactions:
                 probe = search_criteria.Criteria(
                     parsed[members[0]].resource_type, [replace(combined, values=values)]
                 )
-                query = select(resource.c.pk).where(search_sql.where(probe, self.base_url))
-                if await connection.scalar(query.limit(1)) is None:
+                planner = search_sql.Planner(self.base_url)
+                query = select(resource.c.pk).where(planner.where(probe)).limit(1)
+                if await connection.scalar(query, planner.params) is None:
                     continue
             candidates.extend(members)
         return sorted(candidates)

@@ -38,6 +38,33 @@ async def _found(client: httpx.AsyncClient, query: str) -> dict[str, list[str]]:
     return found
 
 
+PATIENT_TWO = Access.from_scopes(
+    "patient/CareTeam.rs patient/Patient.rs",
+    client_id="patient-app",
+    user=None,
+    patient="pat-2",
+)
+
+
+async def test_callers_share_a_search_s_statement_but_not_its_restrictions(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements are built once per search shape and shared by every caller: a patient's
+    restriction must travel as a parameter, so the next patient's identical search (same
+    shape, same statement) sees that patient's records and no one else's."""
+    await seed(client)
+    query = "/CareTeam?_include=CareTeam:subject&_revinclude=CarePlan:care-team"
+    seen = {}
+    for access in (PATIENT_ONE, PATIENT_TWO, PATIENT_ONE):
+        monkeypatch.setattr("service.routes.access.FULL_ACCESS", access)
+        found = await _found(client, query)
+        subjects = {ref for ref in found["include"] if ref.startswith("Patient/")}
+        assert subjects == {f"Patient/{access.patient}"}, found
+        seen.setdefault(access.patient, found)
+        assert seen[access.patient] == found
+    assert not set(seen["pat-1"]["match"]) & set(seen["pat-2"]["match"])
+
+
 async def test_a_patient_scoped_caller_sees_only_that_patient(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

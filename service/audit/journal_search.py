@@ -38,7 +38,7 @@ from service.search.controls import Controls
 from service.search.criteria import Criterion
 from service.search.extraction import split_reference
 from service.search.runner import Page
-from service.search.sql import date_match, token_match
+from service.search.sql import date_bounds, date_match, token_match, token_parts
 
 _SORTABLE = ("date", "_lastUpdated")
 # Every client id in the journal is an identifier in this system.
@@ -110,7 +110,9 @@ def _token_hit(system: str, code: str, value: str) -> bool:
 def _agent(criterion: Criterion) -> ColumnElement[bool]:
     client = audit_event.c.client_id
     if criterion.modifier == "identifier":
-        return or_(*[token_match(_CLIENT_SYSTEM, client, value) for value in criterion.values])
+        return or_(
+            *[token_match(_CLIENT_SYSTEM, client, *token_parts(v)) for v in criterion.values]
+        )
     if criterion.modifier == "missing":
         return _missing(criterion, true())
     if criterion.modifier is None:
@@ -132,7 +134,11 @@ def condition(criteria: Sequence[Criterion], base_url: str) -> ColumnElement[boo
                 clauses.append(_missing(criterion, true()))
                 continue
             recorded = audit_event.c.recorded
-            clauses.append(or_(*[date_match(recorded, recorded, v) for v in criterion.values]))
+            matches = []
+            for value in criterion.values:
+                prefix, low, high = date_bounds(value)
+                matches.append(date_match(recorded, recorded, prefix, (low, high)))
+            clauses.append(or_(*matches))
         elif name in ("patient", "entity"):
             clauses.append(_entity(criterion, base_url, patient=name == "patient"))
         elif name == "type":

@@ -10,12 +10,12 @@ https://hl7.org/fhir/R4/search.html
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import asyncpg
 import orjson
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import false
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +23,6 @@ from starlette.responses import Response
 from fhir_mappings.issues import Issue
 from service.audit import journal_search
 from service.auth.access import FULL_ACCESS, Access
-from service.db.tables import resource
 from service.errors import BadRequest, Forbidden, UnsupportedMediaType, operation_outcome
 from service.interactions import Interactions
 from service.media import fhir_response
@@ -35,7 +34,7 @@ from service.search.dates import instant
 from service.search.includes import Found, included
 from service.search.parameters import JOURNALED_TYPES
 from service.search.projection import project
-from service.search.sql import one_of, where
+from service.search.sql import Planner
 from service.settings import Settings
 
 _FORM = "application/x-www-form-urlencoded"
@@ -70,30 +69,9 @@ class _Scope:
             self._parsed[resource_type] = parsed.criteria
         return self._parsed[resource_type]
 
-    def condition(self, criteria: Criteria) -> ColumnElement[bool]:
-        return where(criteria, self.base_url, self.restrict)
-
-    def visible(self, types: tuple[str, ...]) -> ColumnElement[bool] | None:
-        """A ``resource`` row of one of ``types`` the caller may see; None: none of them."""
-        allowed = [(t, r) for t in types if (r := self.restrict(t)) is not None]
-        if not allowed:
-            return None
-        if not any(restrictions for _, restrictions in allowed):
-            return _unrestricted(tuple(t for t, _ in allowed))
-        return or_(
-            *[
-                self.condition(Criteria(t)) if restrictions else _unrestricted((t,))
-                for t, restrictions in allowed
-            ]
-        )
-
-
-@lru_cache(maxsize=256)
-def _unrestricted(types: tuple[str, ...]) -> ColumnElement[bool]:
-    """What makes a resource of one of ``types`` visible to an unrestricted caller: one
-    condition, built once (building SQLAlchemy expressions was a fifth of a search with
-    ``_include``, and a condition per type made the statement, and its cache key, longer)."""
-    return and_(one_of(resource.c.type, types), resource.c.deleted.is_(False))
+    def planner(self) -> Planner:
+        """A planner for one statement, ANDing this caller's restrictions everywhere."""
+        return Planner(self.base_url, self.restrict)
 
 
 def _unsupported(criteria: Criteria, pairs: Sequence[tuple[str, str]]) -> list[str]:
@@ -183,6 +161,7 @@ async def _run(
     (and whether the include limit cut them)."""
     resource_type = criteria.resource_type
     journaled = resource_type in JOURNALED_TYPES
+    planner = scope.planner()
     if journaled:
         restrictions = scope.restrict(resource_type)
         condition = (
@@ -191,7 +170,8 @@ async def _run(
             else journal_search.condition([*restrictions, *criteria.criteria], scope.base_url)
         )
     else:
-        condition = scope.condition(criteria)
+        condition = planner.where(criteria)
+    database = service.database
     try:
         async with service.database.bounded_read(settings.search_timeout_ms) as connection:
             if journaled:
@@ -204,29 +184,36 @@ async def _run(
                 runner.Page([], [], [], False)
                 if controls.summary == "count"
                 else await runner.page(
+                    database,
                     connection,
                     criteria.resource_type,
                     condition,
+                    planner.params,
                     controls.sort,
                     count=controls.count,
                     position=position,
                     forward=forward,
                 )
             )
-            matched = await runner.total(connection, condition) if controls.total else None
+            matched = (
+                await runner.total(database, connection, condition, planner.params)
+                if controls.total
+                else None
+            )
             matches = [Found(pk, criteria.resource_type, i, c) for pk, i, c in found.rows]
             extra, cut = (
                 await included(
+                    database,
                     connection,
                     controls.includes,
                     matches,
-                    scope.visible,
+                    scope.planner,
                     settings.search_max_included,
                 )
                 if controls.includes and matches
                 else ([], False)
             )
-    except DBAPIError as error:
+    except (DBAPIError, asyncpg.PostgresError) as error:
         if not runner.timed_out(error):
             raise
         raise BadRequest(

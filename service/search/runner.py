@@ -10,14 +10,26 @@ value sort last either way: https://hl7.org/fhir/R4/search.html#sort
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db.engine import Database
 from service.db.tables import idx_date, idx_string, idx_token, resource
 from service.search.controls import SortKey
 from service.search.parameters import parameter
@@ -82,9 +94,10 @@ def _keys(resource_type: str, sort: Sequence[SortKey], postgres: bool) -> list[_
     return keys
 
 
-def _beyond(keys: list[_Key], position: Sequence[Any], forward: bool) -> ColumnElement[bool]:
-    """Rows strictly after (``forward``) or before ``position`` in the keys' order."""
+def _beyond(keys: list[_Key], forward: bool) -> ColumnElement[bool]:
+    """Rows strictly after (``forward``) or before the position in parameters ``k0``..."""
     options = []
+    position: list[BindParameter[Any]] = [bindparam(f"k{i}") for i in range(len(keys))]
     for i, key in enumerate(keys):
         increasing = (not key.descending) == forward
         step = key.expr > position[i] if increasing else key.expr < position[i]
@@ -93,39 +106,74 @@ def _beyond(keys: list[_Key], position: Sequence[Any], forward: bool) -> ColumnE
     return or_(*options)
 
 
+@lru_cache(maxsize=256)
+def _page_query(
+    resource_type: str,
+    condition: ColumnElement[bool],
+    sort: tuple[SortKey, ...],
+    postgres: bool,
+    paged: bool,
+    forward: bool,
+) -> tuple[Select[Any], int]:
+    """A page's statement (its limit and position are parameters) and its number of keys:
+    built once per search plan, sort and direction."""
+    keys = _keys(resource_type, sort, postgres)
+    columns = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
+    query = select(resource.c.pk, resource.c.id, resource.c.content, *columns).where(condition)
+    if paged:
+        query = query.where(_beyond(keys, forward))
+    order = [k.expr.desc() if k.descending == forward else k.expr.asc() for k in keys]
+    return query.order_by(*order).limit(bindparam("limit")), len(keys)
+
+
 async def page(
+    database: Database,
     connection: AsyncConnection,
     resource_type: str,
     condition: ColumnElement[bool],
-    sort: Sequence[SortKey],
+    params: Mapping[str, Any],
+    sort: tuple[SortKey, ...],
     *,
     count: int,
     position: Sequence[Any] | None = None,
     forward: bool = True,
 ) -> Page:
-    keys = _keys(resource_type, sort, connection.dialect.name == "postgresql")
-    columns = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
-    query = select(resource.c.pk, resource.c.id, resource.c.content, *columns).where(condition)
+    """One page of the resources meeting ``condition`` (whose values are in ``params``)."""
+    postgres = not database.is_sqlite
+    query, width = _page_query(
+        resource_type, condition, sort, postgres, position is not None, forward
+    )
+    arguments = {**params, "limit": count + 1}
     if position is not None:
-        if len(position) != len(keys):
+        if len(position) != width:
             return Page([], [], [], False)
-        query = query.where(_beyond(keys, position, forward))
-    order = [k.expr.desc() if k.descending == forward else k.expr.asc() for k in keys]
-    result = list((await connection.execute(query.order_by(*order).limit(count + 1))).all())
+        arguments.update((f"k{i}", v) for i, v in enumerate(position))
+    result = list(await database.rows(connection, query, arguments))
     more = len(result) > count
     result = result[:count]
     if not forward:
         result.reverse()
-    rows = [(r.pk, r.id, bytes(r.content)) for r in result]
-    positions = [[r[f"k{i}"] for i in range(len(keys))] for r in (x._mapping for x in result)]
+    rows = [(r[0], r[1], bytes(r[2])) for r in result]
+    positions = [list(r[3:]) for r in result]
     return Page(rows, positions[0] if positions else [], positions[-1] if positions else [], more)
 
 
-def timed_out(error: DBAPIError) -> bool:
-    """Whether ``error`` is PostgreSQL cancelling a statement at its time limit."""
-    return "statement timeout" in str(error.orig)
+def timed_out(error: Exception) -> bool:
+    """Whether ``error`` is PostgreSQL cancelling a statement at its time limit (raised by
+    the driver, or by SQLAlchemy around it)."""
+    return "statement timeout" in str(getattr(error, "orig", error))
 
 
-async def total(connection: AsyncConnection, condition: ColumnElement[bool]) -> int:
-    query = select(func.count()).select_from(resource).where(condition)
-    return int(await connection.scalar(query) or 0)
+@lru_cache(maxsize=256)
+def _total_query(condition: ColumnElement[bool]) -> Select[Any]:
+    return select(func.count()).select_from(resource).where(condition)
+
+
+async def total(
+    database: Database,
+    connection: AsyncConnection,
+    condition: ColumnElement[bool],
+    params: Mapping[str, Any],
+) -> int:
+    rows = await database.rows(connection, _total_query(condition), params)
+    return int(rows[0][0] or 0)
