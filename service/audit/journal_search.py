@@ -28,10 +28,10 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.audit.events import EVENT_TYPE
 from service.audit.provenance import CLIENT_SYSTEM
+from service.db.engine import Reader
 from service.db.tables import audit_event, audit_event_entity
 from service.errors import BadRequest
 from service.search.controls import Controls
@@ -128,7 +128,8 @@ def condition(criteria: Sequence[Criterion], base_url: str) -> ColumnElement[boo
         if criterion.chain is not None or criterion.has is not None:
             raise _unsupported(criterion)
         if name == "_id":
-            clauses.append(audit_event.c.id.in_(criterion.values))
+            # not in_(): its placeholders are only expanded by SQLAlchemy's own execution
+            clauses.append(or_(false(), *[audit_event.c.id == v for v in criterion.values]))
         elif name in _SORTABLE:
             if criterion.modifier == "missing":
                 clauses.append(_missing(criterion, true()))
@@ -151,7 +152,7 @@ def condition(criteria: Sequence[Criterion], base_url: str) -> ColumnElement[boo
 
 
 async def run(
-    connection: AsyncConnection,
+    reader: Reader,
     where: ColumnElement[bool],
     controls: Controls,
     *,
@@ -174,16 +175,16 @@ async def run(
     descending = bool(controls.sort) and controls.sort[0].descending
     found = Page([], [], [], False)
     if controls.summary != "count":
-        found = await _page(connection, where, controls.count, position, forward, descending)
+        found = await _page(reader, where, controls.count, position, forward, descending)
     total = None
     if controls.total:
         count = select(func.count()).select_from(audit_event).where(where)
-        total = int(await connection.scalar(count) or 0)
+        total = int((await reader.rows(count))[0][0] or 0)
     return found, total
 
 
 async def _page(
-    connection: AsyncConnection,
+    reader: Reader,
     where: ColumnElement[bool],
     count: int,
     position: Sequence[Any] | None,
@@ -199,14 +200,14 @@ async def _page(
         query = query.where(key > boundary if forward != descending else key < boundary)
     ascending = forward != descending
     order = [c.asc() if ascending else c.desc() for c in (audit_event.c.recorded, audit_event.c.id)]
-    rows = list((await connection.execute(query.order_by(*order).limit(count + 1))).all())
+    rows = list(await reader.rows(query.order_by(*order).limit(count + 1)))
     more = len(rows) > count
     rows = rows[:count]
     if not forward:
         rows.reverse()
-    positions = [[r.recorded, r.id] for r in rows]
+    positions = [[recorded, event_id] for event_id, recorded, _ in rows]
     return Page(
-        [(0, r.id, bytes(r.content)) for r in rows],
+        [(0, event_id, bytes(content)) for event_id, _, content in rows],
         positions[0] if positions else [],
         positions[-1] if positions else [],
         more,

@@ -8,10 +8,10 @@ embedded default, allows one writer at a time: write transactions start with
 from __future__ import annotations
 
 import secrets
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import Select, event, select
@@ -85,62 +85,40 @@ class Database:
         pooled.close()  # back to the pool (no transaction was opened, so nothing to reset)
         return rows
 
-    async def rows(
-        self, connection: AsyncConnection, statement: Select[Any], params: Mapping[str, Any]
-    ) -> Sequence[Sequence[Any]]:
-        """The rows of one statement on ``connection``, by column position. On PostgreSQL
-        the statement, compiled once, goes straight to the connection's driver: SQLAlchemy's
-        execution (cache key, parameter processing, result wrapping) cost more CPU than
-        the searches it ran."""
-        if self.is_sqlite:
-            result: Sequence[Sequence[Any]] = (await connection.execute(statement, params)).all()
-            return result
-        sql, arguments = compiled(statement, self.engine.dialect)
-        found: list[Sequence[Any]] = await _driver(connection).fetch(sql, *arguments(params))
-        return found
-
-    async def reuse_plans(self, connection: AsyncConnection) -> None:
-        """For the rest of this read transaction, PostgreSQL plans each prepared statement
-        once, whatever its parameter values.
-
-        For statements whose best plan does not depend on the values (an include round:
-        index lookups from a list of keys) but whose generic cost PostgreSQL overestimates,
-        so it replans each one: that planning was 0.8 ms of a 0.2 ms statement, half of a
-        search's database CPU. No-op on SQLite, which plans every statement anyway.
-        """
-        if self.is_sqlite:
-            return
-        await _driver(connection).execute("SET LOCAL plan_cache_mode = force_generic_plan")
-
     @asynccontextmanager
-    async def bounded_read(self, timeout_ms: int) -> AsyncIterator[AsyncConnection]:
+    async def bounded_read(self, timeout_ms: int) -> AsyncIterator[Reader]:
         """A read-only transaction whose statements PostgreSQL cancels after ``timeout_ms``.
 
-        Opening it and setting the limit is one round trip: the driver sends both in one
-        simple query, where SQLAlchemy would send a BEGIN and then a SET LOCAL (a search is
-        only a few statements, so each round trip counted). SQLite has no such limit; there
-        the caps on a search's parameters, values and includes bound its work.
+        On PostgreSQL the connection comes straight from the pool, as for ``driver_rows``,
+        and opening the transaction and setting the limit is one round trip: the driver
+        sends both in one simple query, where SQLAlchemy would send a BEGIN and then a SET
+        LOCAL (a search is only a few statements, so each round trip counted). SQLite has
+        no such limit; there the caps on a search's parameters, values and includes bound
+        its work.
         """
-        async with self.engine.connect() as connection:
-            if self.is_sqlite:
-                yield connection
-                return
-            # SQLAlchemy must not open a transaction of its own around ours.
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None  # a checked-out connection always has its driver's
+        if self.is_sqlite:
+            async with self.engine.connect() as connection:
+                yield _SqliteReader(connection)
+            return
+        pooled = await self.engine.raw_connection()
+        driver = pooled.driver_connection
+        assert driver is not None  # a checked-out connection always has its driver's
+        try:
             await driver.execute(
                 f"BEGIN READ ONLY; SET LOCAL statement_timeout = {int(timeout_ms)}"
             )
+            yield _PostgresReader(driver, self.engine.dialect)
+        finally:
             try:
-                yield connection
-            finally:
-                try:
-                    await driver.execute("ROLLBACK")
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                    # a broken connection, or one a cancelled query left busy: never hand
-                    # on a connection in doubt
-                    await connection.invalidate()
+                await driver.execute("ROLLBACK")
+            except BaseException as error:
+                # broken, or left busy by a cancelled statement: never hand on a connection
+                # in doubt
+                pooled.invalidate()
+                if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                    raise
+            else:
+                pooled.close()  # back to the pool, its transaction ended
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -168,12 +146,62 @@ class Database:
         await self.engine.dispose()
 
 
-def _driver(connection: AsyncConnection) -> Any:
-    """The asyncpg connection under an open SQLAlchemy one (no I/O to reach it)."""
-    assert connection.sync_connection is not None  # an open AsyncConnection has one
-    driver = connection.sync_connection.connection.driver_connection
-    assert driver is not None  # a checked-out connection always has its driver's
-    return driver
+class Reader(Protocol):
+    """How statements run in a bounded read: by column position, statements built once
+    (by their builders' caches) are compiled once."""
+
+    postgres: bool
+
+    async def rows(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]: ...
+
+    async def reuse_plans(self) -> None:
+        """For the rest of this read, plan each prepared statement once, whatever its values.
+
+        For statements whose best plan does not depend on the values (an include round:
+        index lookups from a list of keys) but whose generic cost PostgreSQL overestimates,
+        so it replanned each one: that planning was 0.8 ms of a 0.2 ms statement, half of
+        a search's database CPU.
+        """
+
+
+class _PostgresReader:
+    """Statements go straight to asyncpg (prepared once per connection): SQLAlchemy's
+    execution (cache key, parameter processing, result wrapping) cost more CPU than the
+    searches it ran."""
+
+    postgres = True
+
+    def __init__(self, driver: Any, dialect: Dialect) -> None:
+        self.driver = driver
+        self.dialect = dialect
+
+    async def rows(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        sql, arguments = compiled(statement, self.dialect)
+        found: list[Sequence[Any]] = await self.driver.fetch(sql, *arguments(params or {}))
+        return found
+
+    async def reuse_plans(self) -> None:
+        await self.driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
+class _SqliteReader:
+    postgres = False
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def rows(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        found: Sequence[Sequence[Any]] = (await self.connection.execute(statement, params)).all()
+        return found
+
+    async def reuse_plans(self) -> None:
+        """SQLite plans every statement anyway."""
 
 
 class _Arguments:
@@ -189,12 +217,21 @@ class _Arguments:
         return [params[n] if n in params else fixed[n] for n in self.names]
 
 
-@lru_cache(maxsize=1024)
+# Kept as long as the statement lives: as long as its builder's cache keeps it.
+_COMPILED: weakref.WeakKeyDictionary[Select[Any], tuple[str, _Arguments]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def compiled(statement: Select[Any], dialect: Dialect) -> tuple[str, _Arguments]:
-    """PostgreSQL SQL for a statement built once (and cached by its builder), compiled once."""
-    done = statement.compile(dialect=dialect)
-    fixed = {name: bind.effective_value for name, bind in done.binds.items() if not bind.required}
-    return str(done), _Arguments(done.positiontup or (), fixed)
+    """PostgreSQL SQL for a statement, compiled once however often it runs."""
+    found = _COMPILED.get(statement)
+    if found is None:
+        done = statement.compile(dialect=dialect)
+        fixed = {n: bind.effective_value for n, bind in done.binds.items() if not bind.required}
+        found = str(done), _Arguments(done.positiontup or (), fixed)
+        _COMPILED[statement] = found
+    return found
 
 
 def _sqlite_explicit_begin(engine: AsyncEngine) -> None:

@@ -171,12 +171,11 @@ async def _run(
         )
     else:
         condition = planner.where(criteria)
-    database = service.database
     try:
-        async with service.database.bounded_read(settings.search_timeout_ms) as connection:
+        async with service.database.bounded_read(settings.search_timeout_ms) as reader:
             if journaled:
                 found, matched = await journal_search.run(
-                    connection, condition, controls, position=position, forward=forward
+                    reader, condition, controls, position=position, forward=forward
                 )
                 matches = [Found(pk, resource_type, i, c) for pk, i, c in found.rows]
                 return found, matched, matches, [], False
@@ -184,8 +183,7 @@ async def _run(
                 runner.Page([], [], [], False)
                 if controls.summary == "count"
                 else await runner.page(
-                    database,
-                    connection,
+                    reader,
                     criteria.resource_type,
                     condition,
                     planner.params,
@@ -196,15 +194,12 @@ async def _run(
                 )
             )
             matched = (
-                await runner.total(database, connection, condition, planner.params)
-                if controls.total
-                else None
+                await runner.total(reader, condition, planner.params) if controls.total else None
             )
             matches = [Found(pk, criteria.resource_type, i, c) for pk, i, c in found.rows]
             extra, cut = (
                 await included(
-                    database,
-                    connection,
+                    reader,
                     controls.includes,
                     matches,
                     scope.planner,

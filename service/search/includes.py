@@ -17,9 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, Select, and_, any_, bindparam, not_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.engine import Database
+from service.db.engine import Reader
 from service.db.tables import idx_reference, resource
 from service.search.controls import Include
 from service.search.parameters import SEARCH_PARAMETERS, SearchParam
@@ -142,8 +141,7 @@ def _round_query(links: tuple[_Link, ...], seen: str, postgres: bool) -> Select[
 
 
 async def _round(
-    database: Database,
-    connection: AsyncConnection,
+    reader: Reader,
     specs: Sequence[Include],
     base: Sequence[Found],
     planners: Planners,
@@ -157,16 +155,15 @@ async def _round(
     if not links or limit <= 0:
         return []
     (seen_name,) = planner.bind(sorted(seen))
-    query = _round_query(tuple(links), seen_name, not database.is_sqlite)
-    rows = await database.rows(connection, query, {**planner.params, "limit": limit})
+    query = _round_query(tuple(links), seen_name, reader.postgres)
+    rows = await reader.rows(query, {**planner.params, "limit": limit})
     found = [Found(r[0], r[1], r[2], bytes(r[3])) for r in rows]
     seen.update(f.pk for f in found)
     return found
 
 
 async def included(
-    database: Database,
-    connection: AsyncConnection,
+    reader: Reader,
     specs: Sequence[Include],
     matches: Sequence[Found],
     planners: Planners,
@@ -176,12 +173,12 @@ async def included(
 
     Runs last in its read transaction: the rounds reuse one plan each.
     """
-    await database.reuse_plans(connection)
+    await reader.reuse_plans()
     seen = {m.pk for m in matches}
-    first = await _round(database, connection, specs, matches, planners, seen, limit + 1)
+    first = await _round(reader, specs, matches, planners, seen, limit + 1)
     iterate = [s for s in specs if s.iterate]
     second = (
-        await _round(database, connection, iterate, first, planners, seen, limit + 1 - len(first))
+        await _round(reader, iterate, first, planners, seen, limit + 1 - len(first))
         if iterate and first
         else []
     )

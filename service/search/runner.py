@@ -27,9 +27,8 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.engine import Database
+from service.db.engine import Reader
 from service.db.tables import idx_date, idx_string, idx_token, resource
 from service.search.controls import SortKey
 from service.search.parameters import parameter
@@ -127,8 +126,7 @@ def _page_query(
 
 
 async def page(
-    database: Database,
-    connection: AsyncConnection,
+    reader: Reader,
     resource_type: str,
     condition: ColumnElement[bool],
     params: Mapping[str, Any],
@@ -139,16 +137,15 @@ async def page(
     forward: bool = True,
 ) -> Page:
     """One page of the resources meeting ``condition`` (whose values are in ``params``)."""
-    postgres = not database.is_sqlite
     query, width = _page_query(
-        resource_type, condition, sort, postgres, position is not None, forward
+        resource_type, condition, sort, reader.postgres, position is not None, forward
     )
     arguments = {**params, "limit": count + 1}
     if position is not None:
         if len(position) != width:
             return Page([], [], [], False)
         arguments.update((f"k{i}", v) for i, v in enumerate(position))
-    result = list(await database.rows(connection, query, arguments))
+    result = list(await reader.rows(query, arguments))
     more = len(result) > count
     result = result[:count]
     if not forward:
@@ -169,11 +166,6 @@ def _total_query(condition: ColumnElement[bool]) -> Select[Any]:
     return select(func.count()).select_from(resource).where(condition)
 
 
-async def total(
-    database: Database,
-    connection: AsyncConnection,
-    condition: ColumnElement[bool],
-    params: Mapping[str, Any],
-) -> int:
-    rows = await database.rows(connection, _total_query(condition), params)
+async def total(reader: Reader, condition: ColumnElement[bool], params: Mapping[str, Any]) -> int:
+    rows = await reader.rows(_total_query(condition), params)
     return int(rows[0][0] or 0)
