@@ -10,8 +10,10 @@ HAPI's sequential ids do, while staying unguessable in their random part and val
 
 from __future__ import annotations
 
-import uuid6
+import uuid_utils
 
 
 def new_id() -> str:
-    return str(uuid6.uuid7())
+    # uuid-utils (Rust): 0.5 us an id, where the pure-Python uuid6 package took 4.7 us, and
+    # every request makes one (its AuditEvent's).
+    return str(uuid_utils.uuid7())
