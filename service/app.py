@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -116,6 +117,13 @@ class AnnounceInsecure:
         await self.app(scope, receive, announce)
 
 
+def telemetry(settings: Settings) -> TelemetryConfig | None:
+    """FastAPI's telemetry: its defaults when the operator turns OpenTelemetry on, else off."""
+    if settings.opentelemetry:
+        return None
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
 def create_app(
     settings: Settings, *, clock: Clock = system_clock, ids: Callable[[], str] = new_id
 ) -> FastAPI:
@@ -157,6 +165,7 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        telemetry=telemetry(settings),
     )
     _install_error_handlers(app)
 
