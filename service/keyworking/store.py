@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
+    String,
     bindparam,
     delete,
     func,
@@ -384,18 +386,26 @@ async def aliased_subjects(connection: AsyncConnection) -> dict[str, list[str]]:
 
 # Assignments (``kw_assignment``'s columns from ``pk`` to ``team_active``) and plans (their
 # ``active`` in that last column, then ``review_due`` and ``unperformed``) as one result.
-_GROUP = text(
-    """
+_GROUP_SQL = """
     SELECT 1, NULL, pk, care_team, idx, patient, role, member, member_display, organization,
            starts, ends, team_active, NULL, NULL
-    FROM kw_assignment WHERE patient IN :keys
+    FROM kw_assignment WHERE patient {keys}
     UNION ALL
     SELECT 2, care_plan, NULL, NULL, NULL, patient, NULL, NULL, NULL, NULL, NULL, NULL,
            active, review_due, unperformed
-    FROM kw_plan WHERE patient IN :keys
+    FROM kw_plan WHERE patient {keys}
     ORDER BY 1, 3, 2
-    """
-).bindparams(bindparam("keys", expanding=True))
+"""
+# PostgreSQL takes the chunk's keys as one array: IN renders a placeholder per key, and
+# rendering 500 of them for every chunk was a tenth of the report's CPU. SQLite has no arrays.
+_GROUP = {
+    "postgresql": text(_GROUP_SQL.format(keys="= ANY(:keys)")).bindparams(
+        bindparam("keys", type_=ARRAY(String))
+    ),
+    "sqlite": text(_GROUP_SQL.format(keys="IN :keys")).bindparams(
+        bindparam("keys", expanding=True)
+    ),
+}
 
 
 async def group(
@@ -408,8 +418,9 @@ async def group(
     """
     assignments: list[Assignment] = []
     plans: list[PlanRow] = []
+    statement = _GROUP[connection.dialect.name]
     for kind, care_plan, *columns, review_due, unperformed in await connection.execute(
-        _GROUP, {"keys": list(keys)}
+        statement, {"keys": list(keys)}
     ):
         if kind == 1:
             assignments.append(_assignment((*columns, b"[]")))
