@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -155,10 +156,9 @@ async def page(
     return Page(rows, positions[0] if positions else [], positions[-1] if positions else [], more)
 
 
-def timed_out(error: Exception) -> bool:
-    """Whether ``error`` is PostgreSQL cancelling a statement at its time limit (raised by
-    the driver, or by SQLAlchemy around it)."""
-    return "statement timeout" in str(getattr(error, "orig", error))
+def timed_out(error: asyncpg.QueryCanceledError) -> bool:
+    """Whether PostgreSQL cancelled the statement at its time limit (and not on request)."""
+    return "statement timeout" in str(error)
 
 
 @lru_cache(maxsize=256)
