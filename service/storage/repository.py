@@ -182,6 +182,17 @@ async def version(
     return None if row is None else _stored(row)
 
 
+# Which (type, id) pairs exist, on PostgreSQL: the pairs travel as two arrays, so one
+# prepared statement serves any number of them. A tuple IN renders two placeholders per pair,
+# and expanding and compiling those again for every write was a tenth of an update's CPU.
+_EXISTING_SQL = (
+    "SELECT r.type, r.id FROM resource AS r"
+    " JOIN unnest(CAST(:types AS TEXT[]), CAST(:ids AS TEXT[])) AS w(type, id)"
+    " ON r.type = w.type AND r.id = w.id"
+)
+_EXISTING = {True: text(_EXISTING_SQL), False: text(_EXISTING_SQL + " WHERE NOT r.deleted")}
+
+
 async def existing(
     connection: AsyncConnection,
     references: Iterable[tuple[str, str]],
@@ -192,6 +203,9 @@ async def existing(
     wanted = sorted(set(references))
     if not wanted:
         return set()
+    if connection.dialect.name == "postgresql":
+        pairs = {"types": [t for t, _ in wanted], "ids": [i for _, i in wanted]}
+        return {(r[0], r[1]) for r in await connection.execute(_EXISTING[with_deleted], pairs)}
     found: set[tuple[str, str]] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
