@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.engine import Database
+from service.db.engine import Database, written
 from service.db.tables import INDEX_TABLES, resource, resource_version
 from service.errors import BadRequest
 from service.search.dates import instant
@@ -205,7 +205,7 @@ async def existing(
         return set()
     if connection.dialect.name == "postgresql":
         pairs = {"types": [t for t, _ in wanted], "ids": [i for _, i in wanted]}
-        return {(r[0], r[1]) for r in await connection.execute(_EXISTING[with_deleted], pairs)}
+        return {(r[0], r[1]) for r in await written(connection, _EXISTING[with_deleted], pairs)}
     found: set[tuple[str, str]] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -270,7 +270,7 @@ async def save(
                 stale=stale,
                 dropped=dropped,
             )
-        await connection.execute(statement, params)
+        await written(connection, statement, params)
         return Stored(resource_type, resource_id, number, moment, deleted, content, method)
     values = {"version": number, "last_updated": moment, "deleted": deleted, "content": content}
     if previous is None:
@@ -341,7 +341,7 @@ async def insert_new(connection: AsyncConnection, resources: list[NewResource]) 
             [r.moment for r in resources],
             [r.content for r in resources],
         )
-        await connection.execute(statement, params)
+        await written(connection, statement, params)
         return
     inserted = await insert_rows(
         connection,
