@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import secrets
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol
 
 import asyncpg
@@ -237,6 +237,18 @@ def compiled(statement: Statement, dialect: Dialect) -> tuple[str, _Arguments]:
     return found
 
 
+@contextmanager
+def as_sqlalchemy_errors(statement: str) -> Iterator[None]:
+    """The driver's errors, raised as SQLAlchemy raises them (``IntegrityError`` for a broken
+    constraint, ``DBAPIError`` with the driver's error, and its SQLSTATE, as ``orig``), for
+    work sent to asyncpg directly inside a transaction SQLAlchemy runs."""
+    try:
+        yield
+    except asyncpg.PostgresError as error:
+        violation = isinstance(error, asyncpg.IntegrityConstraintViolationError)
+        raise (IntegrityError if violation else DBAPIError)(statement, None, error) from error
+
+
 async def written(
     connection: AsyncConnection, statement: Statement, params: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
@@ -256,12 +268,8 @@ async def written(
         )
         if driver is not None and driver.is_in_transaction():
             sql, arguments = compiled(statement, connection.dialect)
-            try:
+            with as_sqlalchemy_errors(sql):
                 rows: list[Sequence[Any]] = await driver.fetch(sql, *arguments(params))
-            except asyncpg.IntegrityConstraintViolationError as error:
-                raise IntegrityError(sql, None, error) from error
-            except asyncpg.PostgresError as error:
-                raise DBAPIError(sql, None, error) from error
             return rows
     return (await connection.execute(statement, params)).all()
 

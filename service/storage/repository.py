@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
 
-import asyncpg
 import orjson
 from sqlalchemy import (
     Row,
@@ -29,10 +28,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.engine import Database, written
+from service.db.engine import Database, as_sqlalchemy_errors, written
 from service.db.tables import INDEX_TABLES, resource, resource_version
 from service.errors import BadRequest
 from service.search.dates import instant
@@ -436,13 +434,8 @@ async def _copy(
 ) -> None:
     """Binary COPY on the asyncpg connection; its errors raised as SQLAlchemy's would be."""
     records = [tuple(row[n] for n in names) for row in rows]
-    try:
+    with as_sqlalchemy_errors(f"COPY {table.name}"):
         await driver.copy_records_to_table(table.name, columns=list(names), records=records)
-    except asyncpg.PostgresError as error:
-        violation = isinstance(error, asyncpg.IntegrityConstraintViolationError)
-        raise (IntegrityError if violation else DBAPIError)(
-            f"COPY {table.name}", None, error
-        ) from error
 
 
 @cache
