@@ -53,16 +53,19 @@ async def test_a_unique_violation_is_an_integrity_error_and_nothing_is_kept(
         await database.dispose()
 
 
-async def test_other_database_errors_keep_their_sqlstate(backend: str, database_url: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite divides by zero without an error")
+async def test_other_database_errors_are_database_errors_with_their_sqlstate(
+    backend: str, database_url: str
+) -> None:
     database = Database(database_url)
     try:
         with pytest.raises(DBAPIError) as raised:
             async with database.write() as connection:
-                await written(connection, _INSERT, {"name": "div-1", "value": b"a"})
-                await written(connection, text("SELECT 1 / CAST(:zero AS INTEGER)"), {"zero": 0})
+                await written(connection, _INSERT, {"name": "missing-1", "value": b"a"})
+                await written(
+                    connection, text("SELECT * FROM no_such_table WHERE 1 = :one"), {"one": 1}
+                )
         assert not isinstance(raised.value, IntegrityError)
-        assert getattr(raised.value.orig, "sqlstate", None) == "22012"  # division_by_zero
+        if backend == "postgresql":  # SQLite's errors carry no SQLSTATE
+            assert getattr(raised.value.orig, "sqlstate", None) == "42P01"  # undefined_table
     finally:
         await database.dispose()
