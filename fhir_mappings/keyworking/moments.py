@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -25,8 +26,13 @@ def to_datetime(value: int) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(microseconds=value)
 
 
+@lru_cache(maxsize=4096)
 def bounds(text: str) -> tuple[int, int]:
-    """The half-open range a FHIR date or dateTime names; ValueError when it is neither."""
+    """The half-open range a FHIR date or dateTime names; ValueError when it is neither.
+
+    Cached: the rules, the projection and its readers parse the same few hundred dates
+    (participants' start and end days) over and over, a bulk load most of all.
+    """
     parts = text.split("-")
     if "T" not in text and 1 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
         year, month, day = (int(p) for p in [*parts, "1", "1"][:3])

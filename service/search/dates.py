@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_US = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
@@ -35,8 +36,13 @@ def instant(value: int) -> str:
     return from_us(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=4096)
 def date_range(text: str) -> tuple[int, int]:
-    """The inclusive (low, high) microsecond range a FHIR date/dateTime/instant denotes."""
+    """The inclusive (low, high) microsecond range a FHIR date/dateTime/instant denotes.
+
+    Cached: index extraction meets the same dates again and again (a population's periods
+    start on a few hundred days), and searches repeat their date values.
+    """
     match = _PATTERN.match(text)
     if not match:
         raise ValueError(f"'{text}' is not a FHIR date, dateTime or instant")
