@@ -87,6 +87,20 @@ CASES = {
         care_team([_ACCOUNTABLE], f"{NHS}|9990000019"),
         "CareTeam.subject.identifier",
     ),
+    # deep in the resource, with the name quoting an identifier object as text before it
+    "nhs-number-check nested": (
+        care_team(
+            [
+                _ACCOUNTABLE,
+                {
+                    "role": participant("keyworker", "PractitionerRole/r-kw")["role"],
+                    "member": {"identifier": {"system": NHS, "value": "9990000019"}},
+                },
+            ],
+            name='a team whose name quotes {"identifier":{"system":"x"}}',
+        ),
+        "CareTeam.participant[1].member.identifier",
+    ),
     "single-accountable": (
         care_team(
             [_ACCOUNTABLE, participant("accountable-professional", "PractitionerRole/r-gp2")]
