@@ -11,7 +11,6 @@ its payload in one round trip.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -62,25 +61,7 @@ def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], lis
         return [_issue(resource_type, e) for e in error.errors(include_url=False)], []
     issues: list[Issue] = []
     references: list[ReferenceSite] = []
-    for location, value, extra in _walk(model, ()):
-        if isinstance(value, Reference) and value.reference:
-            allowed = tuple(extra.get("enum_reference_types") or ())
-            references.append(
-                ReferenceSite(fhirpath(resource_type, location), value.reference, allowed)
-            )
-        elif (
-            isinstance(value, str)
-            and extra.get("enum_values")
-            and value not in extra["enum_values"]
-        ):
-            issues.append(
-                Issue(
-                    f"'{value}' is not one of the codes allowed here: "
-                    + ", ".join(extra["enum_values"]),
-                    code="code-invalid",
-                    expression=(fhirpath(resource_type, location),),
-                )
-            )
+    _inspect(model, (), resource_type, issues, references)
     return issues, references
 
 
@@ -99,20 +80,51 @@ def _is_union_tag(step: Any) -> bool:
     return isinstance(step, str) and ("[" in step or step.startswith("function-"))
 
 
-def _walk(
-    model: BaseModel, location: tuple[str | int, ...]
-) -> Iterator[tuple[tuple[str | int, ...], Any, dict[str, Any]]]:
-    """Yield every set element with its location and its field's FHIR metadata."""
-    fields = type(model).model_fields
+@cache
+def _fields(cls: type[BaseModel]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per field of a model class: the codes it allows and the types it may refer to (both
+    empty for most fields), read once from the field's FHIR metadata."""
+    fields = {}
+    for name, info in cls.model_fields.items():
+        extra: dict[str, Any] = (
+            info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        )
+        codes = tuple(extra.get("enum_values") or ())
+        fields[name] = (codes, tuple(extra.get("enum_reference_types") or ()))
+    return fields
+
+
+def _inspect(
+    model: BaseModel,
+    location: tuple[str | int, ...],
+    resource_type: str,
+    issues: list[Issue],
+    references: list[ReferenceSite],
+) -> None:
+    """Collect the references ``model`` makes and its codes outside their value sets, at
+    every depth. Every write goes through this walk, and most elements are plain values
+    that need neither, so a location is only spelled out for what is kept or descended into.
+    """
+    fields = _fields(type(model))
     for name in model.model_fields_set:
         value = getattr(model, name)
         if value is None or name not in fields:
             continue
-        extra = fields[name].json_schema_extra
-        meta = extra if isinstance(extra, dict) else {}
-        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        codes, targets = fields[name]
+        items = enumerate(value) if isinstance(value, list) else ((None, value),)
         for index, item in items:
-            here = (*location, name) if index is None else (*location, name, index)
-            yield here, item, meta
             if isinstance(item, BaseModel):
-                yield from _walk(item, here)
+                here = (*location, name) if index is None else (*location, name, index)
+                if isinstance(item, Reference) and item.reference:
+                    site = ReferenceSite(fhirpath(resource_type, here), item.reference, targets)
+                    references.append(site)
+                _inspect(item, here, resource_type, issues, references)
+            elif codes and isinstance(item, str) and item not in codes:
+                here = (*location, name) if index is None else (*location, name, index)
+                issues.append(
+                    Issue(
+                        f"'{item}' is not one of the codes allowed here: " + ", ".join(codes),
+                        code="code-invalid",
+                        expression=(fhirpath(resource_type, here),),
+                    )
+                )
