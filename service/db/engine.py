@@ -156,7 +156,7 @@ class Reader(Protocol):
     postgres: bool
 
     async def rows(
-        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+        self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]: ...
 
     async def reuse_plans(self) -> None:
@@ -181,7 +181,7 @@ class _PostgresReader:
         self.dialect = dialect
 
     async def rows(
-        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+        self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         sql, arguments = compiled(statement, self.dialect)
         found: list[Sequence[Any]] = await self.driver.fetch(sql, *arguments(params or {}))
@@ -198,7 +198,7 @@ class _SqliteReader:
         self.connection = connection
 
     async def rows(
-        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+        self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         found: Sequence[Sequence[Any]] = (await self.connection.execute(statement, params)).all()
         return found
@@ -238,7 +238,7 @@ def compiled(statement: Statement, dialect: Dialect) -> tuple[str, _Arguments]:
 
 
 @contextmanager
-def as_sqlalchemy_errors(statement: str) -> Iterator[None]:
+def as_sqlalchemy_errors(statement: object) -> Iterator[None]:
     """The driver's errors, raised as SQLAlchemy raises them (``IntegrityError`` for a broken
     constraint, ``DBAPIError`` with the driver's error, and its SQLSTATE, as ``orig``), for
     work sent to asyncpg directly inside a transaction SQLAlchemy runs."""
@@ -246,7 +246,8 @@ def as_sqlalchemy_errors(statement: str) -> Iterator[None]:
         yield
     except asyncpg.PostgresError as error:
         violation = isinstance(error, asyncpg.IntegrityConstraintViolationError)
-        raise (IntegrityError if violation else DBAPIError)(statement, None, error) from error
+        kind = IntegrityError if violation else DBAPIError
+        raise kind(str(statement), None, error) from error  # spelled out only on failure
 
 
 async def written(
@@ -260,17 +261,12 @@ async def written(
     on every execution was about a tenth of an update's CPU. The driver's errors are raised
     as SQLAlchemy raises them, so callers catch one kind whichever way the statement went.
     """
-    if connection.dialect.name == "postgresql":
-        driver = (
-            connection.sync_connection.connection.driver_connection
-            if (connection.sync_connection is not None)
-            else None
-        )
+    began = connection.sync_connection
+    if connection.dialect.name == "postgresql" and began is not None:
+        driver = began.connection.driver_connection
         if driver is not None and driver.is_in_transaction():
-            sql, arguments = compiled(statement, connection.dialect)
-            with as_sqlalchemy_errors(sql):
-                rows: list[Sequence[Any]] = await driver.fetch(sql, *arguments(params))
-            return rows
+            with as_sqlalchemy_errors(statement):
+                return await _PostgresReader(driver, connection.dialect).rows(statement, params)
     return (await connection.execute(statement, params)).all()
 
 

@@ -18,6 +18,7 @@ from service.interactions import Interactions
 from service.media import fhir_response, negotiate
 from service.paging import Cursors
 from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
+from service.search.controls import whole_number
 from service.search.dates import date_range
 from service.settings import Settings
 from service.storage.repository import HistoryQuery
@@ -29,9 +30,7 @@ def page_size(request: Request, settings: Settings) -> int:
     raw = request.query_params.get("_count")
     if raw is None:
         return settings.default_page_size
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise BadRequest(f"_count '{raw}' is not a whole number", code="value")
-    return max(1, min(int(raw), settings.max_page_size))
+    return max(1, min(whole_number("_count", raw), settings.max_page_size))
 
 
 def _instant(request: Request, name: str) -> tuple[int, int] | None:

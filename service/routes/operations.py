@@ -26,6 +26,7 @@ from service.paging import Cursors
 from service.registry import OPERATIONS, Operation
 from service.routes.dependencies import CursorsDep, SettingsDep
 from service.routes.headers import resource_response
+from service.search.controls import whole_number
 
 Handler = Callable[..., Coroutine[Any, Any, Response]]
 
@@ -62,9 +63,8 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
     value = request.query_params.get(name)
     if value is None:
         return default
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise BadRequest(f"'{name}' must be a non-negative integer", code="value")
-    return min(int(value), maximum) if maximum is not None else int(value)
+    number = whole_number(name, value, digits=18)
+    return min(number, maximum) if maximum is not None else number
 
 
 async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:

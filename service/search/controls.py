@@ -106,12 +106,17 @@ def parse_controls(
     )
 
 
+def whole_number(name: str, raw: str, *, digits: int = 9) -> int:
+    """A query parameter that must be a non-negative whole number: ASCII digits only, since
+    ``int()`` also takes ``'²'``, Arabic-Indic digits and ``'1_0'``, and at most ``digits`` of
+    them, so no value overflows a database integer."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > digits:
+        raise BadRequest(f"{name} '{raw[:40]}' is not a whole number", code="value")
+    return int(raw)
+
+
 def _count(raw: str | None, default: int, maximum: int) -> int:
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise BadRequest(f"_count '{raw[:40]}' is not a whole number", code="value")
-    return min(int(raw), maximum)
+    return default if raw is None else min(whole_number("_count", raw), maximum)
 
 
 def _sort_key(resource_type: str, value: str) -> SortKey:
