@@ -7,6 +7,7 @@ embedded default, allows one writer at a time: write transactions start with
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -39,10 +40,13 @@ class Database:
             # negotiation, authentication) cost more than the reads it served: at 32
             # concurrent reads a pool of 10 spent a fifth of its CPU connecting, and made
             # 4,100 req/s where a pool of 20 made 7,700. So the pool holds what a worker
-            # needs; the overflow only absorbs bursts.
-            options.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=False)
+            # needs; the overflow only absorbs bursts. Half of it serves the hot reads
+            # (``_ReadPool``), the other half everything else.
+            half = max(pool_size // 2, 1)
+            options.update(pool_size=half, max_overflow=half // 2, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._writer = self.engine
+        self._reads = _ReadPool(self.engine, max(pool_size // 2, 1))
         if self.is_sqlite:
             _sqlite_explicit_begin(self.engine)
             self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -70,58 +74,33 @@ class Database:
 
     async def driver_rows(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         """PostgreSQL only: the rows of one statement, sent to asyncpg (prepared once per
-        connection) on a connection taken straight from the pool.
+        connection) on a connection of the read pool.
 
         No transaction around it (one statement sees one snapshot) and no SQLAlchemy
         ``Connection`` either: its checkout, driver lookup and release cost a third of the
         CPU of a read by id (230 against 365 us a call, /tmp micro-benchmark).
         """
-        pooled = await self.engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
-            assert driver is not None  # a checked-out connection always has its driver's
-            rows: list[Sequence[Any]] = await driver.fetch(sql, *args)
-        except BaseException:
-            # failed or cancelled mid-statement: never hand on a connection in doubt
-            pooled.invalidate()
-            raise
-        pooled.close()  # back to the pool (no transaction was opened, so nothing to reset)
+        rows: list[Sequence[Any]] = await (await self._reads.pool()).fetch(sql, *args)
         return rows
 
     @asynccontextmanager
     async def bounded_read(self, timeout_ms: int) -> AsyncIterator[Reader]:
-        """A read-only transaction whose statements PostgreSQL cancels after ``timeout_ms``.
+        """Statements of one search, each cancelled after ``timeout_ms``.
 
-        On PostgreSQL the connection comes straight from the pool, as for ``driver_rows``,
-        and opening the transaction and setting the limit is one round trip: the driver
-        sends both in one simple query, where SQLAlchemy would send a BEGIN and then a SET
-        LOCAL (a search is only a few statements, so each round trip counted). SQLite has
-        no such limit; there the caps on a search's parameters, values and includes bound
-        its work.
+        On PostgreSQL they run on one connection of the read pool, with no transaction
+        around them: opening one, and ending it, were two of a search's five round trips
+        and a sixth of its CPU. So a search's page, total and included resources are each
+        read at their own moment, as a client paging through results reads each page. The
+        driver cancels a statement that outruns the limit (``TimeoutError``). SQLite has no
+        such limit; there the caps on a search's parameters, values and includes bound its
+        work.
         """
         if self.is_sqlite:
             async with self.engine.connect() as connection:
                 yield _SqliteReader(connection)
             return
-        pooled = await self.engine.raw_connection()
-        driver = pooled.driver_connection
-        assert driver is not None  # a checked-out connection always has its driver's
-        try:
-            await driver.execute(
-                f"BEGIN READ ONLY; SET LOCAL statement_timeout = {int(timeout_ms)}"
-            )
-            yield _PostgresReader(driver, self.engine.dialect)
-        finally:
-            try:
-                await driver.execute("ROLLBACK")
-            except BaseException as error:
-                # broken, or left busy by a cancelled statement: never hand on a connection
-                # in doubt
-                pooled.invalidate()
-                if not isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-                    raise
-            else:
-                pooled.close()  # back to the pool, its transaction ended
+        async with (await self._reads.pool()).acquire() as driver:
+            yield _PostgresReader(driver, self.engine.dialect, timeout_ms / 1000)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -146,6 +125,7 @@ class Database:
         return await self.secret(name)
 
     async def dispose(self) -> None:
+        await self._reads.close()
         await self.engine.dispose()
 
 
@@ -159,36 +139,27 @@ class Reader(Protocol):
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]: ...
 
-    async def reuse_plans(self) -> None:
-        """For the rest of this read, plan each prepared statement once, whatever its values.
-
-        For statements whose best plan does not depend on the values (an include round:
-        index lookups from a list of keys) but whose generic cost PostgreSQL overestimates,
-        so it replanned each one: that planning was 0.8 ms of a 0.2 ms statement, half of
-        a search's database CPU.
-        """
-
 
 class _PostgresReader:
     """Statements go straight to asyncpg (prepared once per connection): SQLAlchemy's
     execution (cache key, parameter processing, result wrapping) cost more CPU than the
-    searches it ran."""
+    searches it ran. ``timeout`` (seconds) bounds each statement."""
 
     postgres = True
 
-    def __init__(self, driver: Any, dialect: Dialect) -> None:
+    def __init__(self, driver: Any, dialect: Dialect, timeout: float | None = None) -> None:
         self.driver = driver
         self.dialect = dialect
+        self.timeout = timeout
 
     async def rows(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> Sequence[Sequence[Any]]:
         sql, arguments = compiled(statement, self.dialect)
-        found: list[Sequence[Any]] = await self.driver.fetch(sql, *arguments(params or {}))
+        found: list[Sequence[Any]] = await self.driver.fetch(
+            sql, *arguments(params or {}), timeout=self.timeout
+        )
         return found
-
-    async def reuse_plans(self) -> None:
-        await self.driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 class _SqliteReader:
@@ -203,8 +174,58 @@ class _SqliteReader:
         found: Sequence[Sequence[Any]] = (await self.connection.execute(statement, params)).all()
         return found
 
-    async def reuse_plans(self) -> None:
-        """SQLite plans every statement anyway."""
+
+class _ReadConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A read-pool connection: nothing run on it changes the session (no SET, LISTEN,
+    advisory lock or cursor), so going back to the pool needs no reset, which asyncpg
+    would otherwise send (``RESET ALL`` and more) as one more round trip per request.
+    An open transaction is still rolled back on release (asyncpg always does)."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+class _ReadPool:
+    """PostgreSQL: asyncpg's own pool for the busiest reads (by id, ``$accountable``,
+    search), opened on first use with the engine's connection arguments.
+
+    Its sessions plan each prepared statement once, whatever its values
+    (``plan_cache_mode``): these statements are index lookups whose best plan does not
+    depend on the values, but PostgreSQL overestimated the generic plan of some (an include
+    round: keys from an array) and replanned them on every execution, and that planning
+    cost more than the statement (0.28 against 0.08 ms of PostgreSQL's CPU an include
+    round, /tmp micro-benchmark).
+    """
+
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        self.engine = engine
+        self.size = size
+        self._pool: asyncpg.Pool | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                _, arguments = self.engine.dialect.create_connect_args(self.engine.url)
+                cache = arguments.pop("prepared_statement_cache_size", 100)
+                self._pool = await asyncpg.create_pool(
+                    **arguments,
+                    statement_cache_size=cache,
+                    min_size=1,
+                    max_size=self.size,
+                    connection_class=_ReadConnection,
+                    server_settings={"plan_cache_mode": "force_generic_plan"},
+                )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 class _Arguments:

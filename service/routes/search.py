@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import asyncpg
 import orjson
 from sqlalchemy import false
 from starlette.requests import Request
@@ -207,9 +206,7 @@ async def _run(
                 if controls.includes and matches
                 else ([], False)
             )
-    except asyncpg.QueryCanceledError as error:  # search statements go to asyncpg directly
-        if not runner.timed_out(error):
-            raise
+    except TimeoutError as error:  # the driver cancelled a statement at the limit
         raise BadRequest(
             f"The search ran longer than {settings.search_timeout_ms} ms; narrow it",
             code="too-costly",

@@ -169,11 +169,7 @@ async def included(
     planners: Planners,
     limit: int,
 ) -> tuple[list[Found], bool]:
-    """Included resources (not already among the matches), and whether ``limit`` cut them.
-
-    Runs last in its read transaction: the rounds reuse one plan each.
-    """
-    await reader.reuse_plans()
+    """Included resources (not already among the matches), and whether ``limit`` cut them."""
     seen = {m.pk for m in matches}
     first = await _round(reader, specs, matches, planners, seen, limit + 1)
     iterate = [s for s in specs if s.iterate]

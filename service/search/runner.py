@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -154,11 +153,6 @@ async def page(
     rows = [(r[0], r[1], bytes(r[2])) for r in result]
     positions = [list(r[3:]) for r in result]
     return Page(rows, positions[0] if positions else [], positions[-1] if positions else [], more)
-
-
-def timed_out(error: asyncpg.QueryCanceledError) -> bool:
-    """Whether PostgreSQL cancelled the statement at its time limit (and not on request)."""
-    return "statement timeout" in str(error)
 
 
 @lru_cache(maxsize=256)
