@@ -274,7 +274,8 @@ def as_sqlalchemy_errors(statement: object) -> Iterator[None]:
 async def written(
     connection: AsyncConnection, statement: Statement, params: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    """The rows, by column position, of a statement inside a write transaction.
+    """The rows, by column position, of a statement inside a write transaction (none for
+    a statement that returns none).
 
     On PostgreSQL, once the transaction has begun (SQLAlchemy begins it with the first
     statement), the statement goes to asyncpg directly, compiled once, as reads do: the
@@ -288,7 +289,8 @@ async def written(
         if driver is not None and driver.is_in_transaction():
             with as_sqlalchemy_errors(statement):
                 return await _PostgresReader(driver, connection.dialect).rows(statement, params)
-    return (await connection.execute(statement, params)).all()
+    result = await connection.execute(statement, params)
+    return result.all() if result.returns_rows else []
 
 
 def _sqlite_explicit_begin(engine: AsyncEngine) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Row,
     Table,
     TextClause,
     and_,
@@ -357,7 +356,7 @@ async def insert_new(connection: AsyncConnection, resources: list[NewResource]) 
         ],
         returning=("pk", "type", "id"),
     )
-    pk_of = {(row.type, row.id): row.pk for row in inserted}
+    pk_of = {(row[1], row[2]): row[0] for row in inserted}
     keyed = [(pk_of[(r.type, r.id)], r) for r in resources]
     await insert_rows(
         connection,
@@ -394,9 +393,9 @@ async def insert_rows(
     rows: Sequence[Mapping[str, Any]],
     *,
     returning: tuple[str, ...] = (),
-) -> list[Row[Any]]:
+) -> list[Sequence[Any]]:
     """Insert many rows (all with the same keys) at once; the ``returning`` columns of the
-    inserted rows, in no particular order.
+    inserted rows, by position, in no particular order.
 
     On PostgreSQL many rows that need nothing back go in by binary ``COPY``, and the rest as
     one array per column through ``INSERT ... SELECT FROM unnest(...) [RETURNING]`` (a COPY
@@ -423,10 +422,8 @@ async def insert_rows(
         if driver is not None and driver.is_in_transaction():
             await _copy(driver, table, names, rows)
             return []
-    result = await connection.execute(
-        _unnest_insert(table, names, returning), {n: [r[n] for r in rows] for n in names}
-    )
-    return list(result) if returning else []
+    columns = {n: [r[n] for r in rows] for n in names}
+    return list(await written(connection, _unnest_insert(table, names, returning), columns))
 
 
 async def _copy(
