@@ -7,6 +7,7 @@ Only JSON is served (``application/fhir+json``, ``application/json``); ``_format
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -40,13 +41,21 @@ def outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) 
 
 def response_media_type(request: Request) -> str:
     """The JSON media type to answer with, or 406 when the client wants another format."""
-    requested = request.query_params.get("_format")
+    # Most requests carry no _format: the query string is only parsed when it might (also
+    # spelled %5Fformat).
+    has_format = b"format" in request.scope.get("query_string", b"")
+    requested = request.query_params.get("_format") if has_format else None
+    return _negotiated(requested, request.headers.get("accept", ""))
+
+
+@lru_cache(maxsize=256)
+def _negotiated(requested: str | None, accept: str) -> str:
+    """Clients send the same few Accept headers again and again: each is parsed once."""
     if requested is not None:
         media = _FORMAT_ALIASES.get(requested.split(";")[0].strip().lower())
         if media is None:
             raise NotAcceptable(f"_format '{requested}' is not supported; this server speaks JSON")
         return media
-    accept = request.headers.get("accept", "")
     if not accept:
         return FHIR_JSON
     offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
+import orjson
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +23,7 @@ from service.audit.provenance import CLIENT_SYSTEM
 from service.db.engine import Database
 from service.db.tables import audit_event, audit_event_entity
 from service.ids import new_id
-from service.storage.repository import Stored, insert_rows, with_meta
+from service.storage.repository import Stored, insert_rows
 
 AUDIT_EVENT = "AuditEvent"
 # A reference longer than the entity column cannot name a stored resource (a type and an id
@@ -50,9 +51,16 @@ def entry(event: dict[str, Any], moment: int) -> Entry:
         event_id,
         moment,
         _client_of(event),
-        with_meta(event, event_id, 1, moment),
+        _served(event, event_id),
         tuple(dict.fromkeys(r for r in references if isinstance(r, str) and len(r) <= _LONGEST)),
     )
+
+
+def _served(event: dict[str, Any], event_id: str) -> bytes:
+    """The event as served: version 1, last updated when it was recorded (the middleware
+    renders that instant once, for both)."""
+    meta = {"versionId": "1", "lastUpdated": event["recorded"]}
+    return orjson.dumps({**event, "id": event_id, "meta": meta})
 
 
 def _client_of(event: dict[str, Any]) -> str | None:
