@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.audit import writer as writer_module
 from service.audit.journal import Entry
 from service.audit.provenance import CLIENT_SYSTEM, DEFAULT_REASON
 from service.audit.writer import AuditWriter
+from service.db.tables import audit_event
 from tests.authkit import bearer, mint, secure_client
 from tests.conftest import BASE
 
@@ -62,13 +66,15 @@ async def test_requests_write_audit_events_naming_who_what_patient_and_outcome(
     reader = bearer(await mint(database_url, "system/*.rs", client_id="gp-system"))
     assert (await client.get(f"/CareTeam/{team['id']}", headers=reader)).status_code == 200
     assert (await client.get("/CareTeam?status=active", headers=reader)).status_code == 200
+    accountable = await client.get("/CareTeam/$accountable?patient=Patient/p1", headers=reader)
+    assert accountable.status_code == 200, accountable.text
     nosy = bearer(await mint(database_url, "system/Practitioner.rs", client_id="nosy"))
     assert (await client.get(f"/CareTeam/{team['id']}", headers=nosy)).status_code == 403
 
     events = await _found(
         client, database_url, "/AuditEvent?patient=Patient/p1&_count=100", "system/AuditEvent.rs"
     )
-    by_client = {(_client_of(e), e["subtype"][0]["code"]): e for e in events}
+    by_client = {(_client_of(e), e["subtype"][0]["code"]): e for e in events if "subtype" in e}
     read = by_client[("gp-system", "read")]
     assert read["action"] == "R" and read["outcome"] == "0"
     assert {"reference": f"CareTeam/{team['id']}"} in [e.get("what") for e in read["entity"]]
@@ -81,6 +87,9 @@ async def test_requests_write_audit_events_naming_who_what_patient_and_outcome(
     assert base64.b64decode(query).decode() == "status=active"
     created = by_client[("care-system", "create")]
     assert created["action"] == "C"
+    # an operation's answer about one person: its event names that patient too
+    asked = [e for e in events if "$accountable" in e["entity"][0]["description"]]
+    assert [_client_of(e) for e in asked] == ["gp-system"]
 
     refused = await _found(
         client, database_url, f"/AuditEvent?entity=CareTeam/{team['id']}", "system/AuditEvent.rs"
@@ -304,3 +313,35 @@ async def test_a_request_naming_an_overlong_id_is_still_audited(
     refused = [e for e in events if e["outcome"] == "4"]
     assert len(events) == 2 and len(refused) == 1  # the PUT, and the refused read
     assert {"reference": f"CareTeam/{long_id}"} in [e.get("what") for e in refused[0]["entity"]]
+
+
+async def test_journal_rows_keep_the_facts_and_older_rows_are_served_as_stored(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, _ = await _setup(app_factory, database_url)
+    await _audit_written(client)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            rows = (await connection.execute(select(audit_event.c.id, audit_event.c.content))).all()
+            # the PUT's row holds its facts, a fraction of the event it is served as
+            (event_id, facts), *_ = rows
+            assert bytes(facts)[:1] == b"[" and len(facts) < 400
+            older = {"resourceType": "AuditEvent", "id": "older", "outcomeDesc": "as stored"}
+            await connection.execute(
+                insert(audit_event).values(
+                    id="older", recorded=1, client_id=None, content=orjson.dumps(older)
+                )
+            )
+    finally:
+        await engine.dispose()
+    auditor = bearer(await mint(database_url, "system/AuditEvent.rs", client_id="auditor"))
+    served = await client.get(f"/AuditEvent/{event_id}", headers=auditor)
+    assert served.status_code == 200, served.text
+    event = served.json()
+    assert event["id"] == event_id and event["meta"]["versionId"] == "1"
+    assert event["action"] == "U" and _client_of(event) == "care-system"
+    assert {"reference": "Patient/p1"} in [e.get("what") for e in event["entity"]]
+    assert len(served.content) > 3 * len(facts)
+    found = await _found(client, database_url, "/AuditEvent?_id=older", "system/AuditEvent.rs")
+    assert found == [older]

@@ -51,7 +51,8 @@ def _outcome(status: int) -> str:
 
 
 def patients_of(resource: Any, base_url: str) -> Iterable[str]:
-    """Patient ids a resource (or every entry of a Bundle) belongs to."""
+    """Patient ids a resource (or every entry of a Bundle) belongs to, or an operation's
+    ``Parameters`` answer is about (its ``patient`` parameters, as ``$accountable`` gives)."""
     if not isinstance(resource, dict):
         return
     if resource.get("resourceType") == "Bundle":
@@ -61,16 +62,26 @@ def patients_of(resource: Any, base_url: str) -> Iterable[str]:
             )
         return
     resource_type = resource.get("resourceType")
+    if resource_type == "Parameters":  # an operation's answer names its patient so
+        for part in resource.get("parameter") or ():
+            if isinstance(part, dict) and part.get("name") == "patient":
+                yield from _patient_ids([part.get("valueReference")], base_url)
+        return
     link = COMPARTMENT.get(str(resource_type))
     if link == "_id" and isinstance(resource.get("id"), str):
         yield resource["id"]
     param = parameter(str(resource_type), "patient") if link == "patient" else None
     for path in param.paths if param else ():
-        for value in values_at(resource, path):
-            if isinstance(value, dict) and isinstance(value.get("reference"), str):
-                target_type, target_id, _ = split_reference(value["reference"], base_url)
-                if target_type == "Patient" and target_id:
-                    yield target_id
+        yield from _patient_ids(values_at(resource, path), base_url)
+
+
+def _patient_ids(values: Iterable[Any], base_url: str) -> Iterable[str]:
+    """The ids of the Patients that references among ``values`` point at."""
+    for value in values:
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            target_type, target_id, _ = split_reference(value["reference"], base_url)
+            if target_type == "Patient" and target_id:
+                yield target_id
 
 
 def _agents(record: RequestRecord) -> list[dict[str, Any]]:
@@ -94,15 +105,23 @@ def _agents(record: RequestRecord) -> list[dict[str, Any]]:
     return agents
 
 
+def target_of(path: str) -> str | None:
+    """The resource a request path (below the FHIR base) is about, as a reference."""
+    parts = path.split("/")
+    if len(parts) >= 2 and parts[0][:1].isupper() and not parts[1].startswith(("_", "$")):
+        return "/".join(parts[:2])
+    return None
+
+
 def audit_event(
     record: RequestRecord, recorded: str, patients: Iterable[str], base_url: str
 ) -> dict[str, Any]:
     what: dict[str, Any] = {
         "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"}
     }
-    parts = record.path.split("/")
-    if len(parts) >= 2 and parts[0][:1].isupper() and not parts[1].startswith(("_", "$")):
-        what["what"] = {"reference": "/".join(parts[:2])}
+    target = target_of(record.path)
+    if target is not None:
+        what["what"] = {"reference": target}
     if record.query:
         what["query"] = base64.b64encode(record.query.encode()).decode()
     what["description"] = f"{record.method} {base_url}/{record.path}"

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from service.audit.events import EVENT_TYPE
+from service.audit.journal import served
 from service.audit.provenance import CLIENT_SYSTEM
 from service.db.engine import Reader
 from service.db.tables import audit_event, audit_event_entity
@@ -207,7 +208,7 @@ async def _page(
         rows.reverse()
     positions = [[recorded, event_id] for event_id, recorded, _ in rows]
     return Page(
-        [(0, event_id, bytes(content)) for event_id, _, content in rows],
+        [(0, event_id, served(event_id, bytes(content))) for event_id, _, content in rows],
         positions[0] if positions else [],
         positions[-1] if positions else [],
         more,

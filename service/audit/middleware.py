@@ -25,11 +25,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.audit import journal
-from service.audit.events import RequestRecord, audit_event, patients_of
+from service.audit.events import RequestRecord, patients_of
 from service.audit.writer import AuditWriter
 from service.auth.access import Access, current_access
 from service.interactions import Interactions
-from service.search.dates import instant
 from service.write_hooks import WriteContext, write_context
 
 log = logging.getLogger("keyworker.audit")
@@ -97,10 +96,8 @@ class AuditMiddleware:
             # a body that is not JSON (an empty 204, say) names no patients
             with contextlib.suppress(orjson.JSONDecodeError):
                 patients.extend(patients_of(orjson.loads(body), service.base_url))
-        moment = service.clock()
-        event = audit_event(record, instant(moment), patients, service.base_url)
         writer: AuditWriter = scope["app"].state.audit
         try:
-            await writer.submit(journal.entry(event, moment))
+            await writer.submit(journal.entry(record, service.clock(), patients, service.base_url))
         except Exception:  # the response is sent; the failure must be seen, not lost
             log.exception("could not queue the AuditEvent for %s %s", record.method, scope["path"])
