@@ -8,12 +8,11 @@ audited read's cost (database and worker alike). Here it is one row and one narr
 ``entity`` and ``patient`` searches need (``service.audit.journal_search``); ``date`` uses
 the row's ``recorded`` column and ``agent:identifier`` its client id.
 
-The row keeps the facts of the request (a JSON array, about a sixth of the event's
-1.4 KB), and the AuditEvent is rendered from them when it is read: every FHIR request
-writes one, and few are ever read, so the journal and its write-ahead log grow six times
-slower and a request does not build a resource nobody may ask for. Rows written before
-this form hold the AuditEvent's JSON itself (an object, never an array) and are served as
-they are.
+The row keeps the facts of the request (a JSON array of about 260 bytes, where the event
+is 1.4 KB), and the AuditEvent is rendered from them when it is read: every FHIR request
+writes one and few are ever read, so the journal's rows are a quarter of the size they were
+and a request does not build a resource nobody may ask for. Rows written before this form
+hold the AuditEvent's JSON itself (an object, never an array) and are served as they are.
 """
 
 from __future__ import annotations
