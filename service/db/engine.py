@@ -194,7 +194,10 @@ class _ReadPool:
     depend on the values, but PostgreSQL overestimated the generic plan of some (an include
     round: keys from an array) and replanned them on every execution, and that planning
     cost more than the statement (0.28 against 0.08 ms of PostgreSQL's CPU an include
-    round, /tmp micro-benchmark).
+    round, /tmp micro-benchmark). A search's page gets a generic plan too (0.10 against
+    0.14 ms for the benchmark's search by NHS number); a search whose best plan does
+    depend on its values (a very common code with a sort) may be planned worse than
+    PostgreSQL's own choice would, and the search time limit bounds what that costs.
     """
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
