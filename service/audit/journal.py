@@ -25,7 +25,6 @@ from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.audit import events
-from service.audit.events import RequestRecord, target_of
 from service.auth.access import Access
 from service.db.engine import Database
 from service.db.tables import audit_event, audit_event_entity
@@ -54,7 +53,9 @@ class Entry(NamedTuple):
 _FACTS = 1
 
 
-def entry(record: RequestRecord, moment: int, patients: Iterable[str], base_url: str) -> Entry:
+def entry(
+    record: events.RequestRecord, moment: int, patients: Iterable[str], base_url: str
+) -> Entry:
     """The journal row of the AuditEvent of a request recorded at ``moment``, with a
     fresh id."""
     access = record.access
@@ -75,7 +76,7 @@ def entry(record: RequestRecord, moment: int, patients: Iterable[str], base_url:
         people,
         base_url,
     ]
-    target = target_of(record.path)
+    target = events.target_of(record.path)
     references = ([target] if target is not None else []) + [f"Patient/{p}" for p in people]
     return Entry(
         new_id(),
@@ -91,11 +92,14 @@ def served(event_id: str, content: bytes) -> bytes:
     recorded."""
     if content[:1] != b"[":
         return content  # written before the compact form: the event itself
-    facts = orjson.loads(content)
-    recorded, method, path, query, status, address, interaction = facts[1:8]
-    client_id, user, patients, base_url = facts[8:12]
+    layout, recorded, method, path, query, status, address, interaction, *rest = orjson.loads(
+        content
+    )
+    if layout != _FACTS:
+        raise ValueError(f"AuditEvent {event_id} is stored in an unknown layout ({layout})")
+    client_id, user, patients, base_url = rest
     access = Access(client_id=client_id, user=user) if client_id or user else None
-    record = RequestRecord(method, path, query, status, address, interaction, access)
+    record = events.RequestRecord(method, path, query, status, address, interaction, access)
     event = events.audit_event(record, recorded, patients, base_url)
     meta = {"versionId": "1", "lastUpdated": recorded}
     return orjson.dumps({**event, "id": event_id, "meta": meta})

@@ -33,6 +33,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {}
+        half = max(pool_size // 2, 1)
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
@@ -42,11 +43,10 @@ class Database:
             # 4,100 req/s where a pool of 20 made 7,700. So the pool holds what a worker
             # needs; the overflow only absorbs bursts. Half of it serves the hot reads
             # (``_ReadPool``), the other half everything else.
-            half = max(pool_size // 2, 1)
             options.update(pool_size=half, max_overflow=half // 2, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._writer = self.engine
-        self._reads = _ReadPool(self.engine, max(pool_size // 2, 1))
+        self._reads = _ReadPool(self.engine, half)
         if self.is_sqlite:
             _sqlite_explicit_begin(self.engine)
             self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
