@@ -1,5 +1,5 @@
 """The keyworking domain and its mapping to and from FHIR R4.
 
-Pure Python: no web framework, no database. ``fhir_resources`` is the only module here that
-imports the ``fhir.resources`` model package.
+Pure Python: no web framework, no database. ``model`` is the only module here that imports
+the ``fhir.resources`` model package (``null_elements`` adjusts fhir-core before it does).
 """

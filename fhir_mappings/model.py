@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
-from fhir.resources.R4B.reference import Reference
 from pydantic import BaseModel, ValidationError
 
+from fhir_mappings import null_elements
 from fhir_mappings.issues import Issue, fhirpath
+
+null_elements.install()  # before the first fhir.resources class is built, or it is not used
+
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel  # noqa: E402
+from fhir.resources.R4B.reference import Reference  # noqa: E402
 
 # pydantic error kinds -> OperationOutcome issue codes (value set issue-type).
 _ISSUE_CODES = {

@@ -85,6 +85,32 @@ CASES = [
         expression="Patient.favouriteColour",
     ),
     Case(
+        "null-in-a-list-of-elements",
+        "POST",
+        "/CareTeam",
+        FHIR,
+        j({"resourceType": "CareTeam", "subject": SUBJECT, "participant": [{"role": [None]}]}),
+        400,
+        expression="CareTeam.participant[0].role",
+    ),
+    Case(
+        "null-in-a-list-of-resource-elements",
+        "POST",
+        "/CarePlan",
+        FHIR,
+        j(
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "subject": SUBJECT,
+                "activity": [None],
+            }
+        ),
+        400,
+        expression="CarePlan.activity",
+    ),
+    Case(
         "bad-date",
         "POST",
         "/Patient",
