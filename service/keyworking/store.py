@@ -222,7 +222,9 @@ def _person_sql(binary_order: str, key: str) -> str:
     One round trip instead of five. Each row is a kind (0 assignment, 1 role, 2 Patient), then
     ``kw_assignment``'s columns, then ``kw_role``'s (a Patient fills ``reference`` and
     ``display``), so the row converters read their slice. The roles members name and the roles
-    of members that are Practitioners are two branches, not an ``OR``, so both use an index.
+    of members that are Practitioners are two branches, not an ``OR``, so both use an index;
+    the second probes only members that name a Practitioner (``kw_role.practitioner`` holds
+    nothing else), not every member, most of which are PractitionerRoles.
     Several Patients may carry one NHS number; the first in code-point order
     (``binary_order``) is the person, as Python sorts. ``key`` is the parameter's placeholder.
     """
@@ -254,7 +256,8 @@ def _person_sql(binary_order: str, key: str) -> str:
         SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                reference, practitioner, organization, active, display, organization_display,
                telecom, leave
-        FROM kw_role WHERE practitioner IN (SELECT member FROM assigned)
+        FROM kw_role WHERE practitioner IN (SELECT member FROM assigned
+                                            WHERE substr(member, 1, 13) = 'Practitioner/')
                        AND reference NOT IN (SELECT member FROM assigned)
         UNION ALL
         SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
