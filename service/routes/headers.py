@@ -36,10 +36,11 @@ def resource_response(
     headers = version_headers(stored)
     if location:
         headers["Location"] = f"{base_url}/{stored.reference}/_history/{stored.version}"
-    prefer = request.headers.get("prefer", "")
-    if request.method != "GET" and "return=minimal" in prefer:
+    # Only a write's answer can be shaped, so a read (the busiest path) never looks up Prefer.
+    prefer = "" if request.method == "GET" else request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
         return fhir_response(request, b"", status, headers)
-    if request.method != "GET" and "return=OperationOutcome" in prefer:
+    if "return=OperationOutcome" in prefer:
         outcome = operation_outcome(
             [
                 Issue(
