@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=20,
         description=(
-            "PostgreSQL connections each worker keeps; up to half as many again are opened "
-            "for bursts and closed after, so size it for the concurrent requests a worker serves"
+            "PostgreSQL connections each worker keeps and the most it opens (half for the "
+            "busiest reads, half for the rest; a request beyond them waits for one), so size "
+            "it for the concurrent requests a worker serves"
         ),
     )
     caseload_limit: int = Field(

@@ -37,13 +37,16 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
-            # Connections beyond pool_size are closed when returned, and opening one (TLS
-            # negotiation, authentication) cost more than the reads it served: at 32
-            # concurrent reads a pool of 10 spent a fifth of its CPU connecting, and made
-            # 4,100 req/s where a pool of 20 made 7,700. So the pool holds what a worker
-            # needs; the overflow only absorbs bursts. Half of it serves the hot reads
-            # (``_ReadPool``), the other half everything else.
-            options.update(pool_size=half, max_overflow=half // 2, pool_pre_ping=False)
+            # A worker keeps pool_size connections and opens no others: half serve the hot
+            # reads (``_ReadPool``), half everything else, and a request beyond them waits
+            # for one. Opening a connection (TLS, authentication, a cold cache of prepared
+            # statements) costs more than the requests it serves: at 32 concurrent reads a
+            # pool of 10 that opened and closed overflow connections spent a fifth of its CPU
+            # connecting; in the CRUD mix, overflow of half the pool opened 1.5-2.3
+            # connections a second and cost 7-10% more CPU a request than none (one worker,
+            # wrk -c16: 1,565-1,631 against 1,694-1,806 us of machine CPU, p99 49-97 ms
+            # against 138-143).
+            options.update(pool_size=half, max_overflow=0, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._writer = self.engine
         self._reads = _ReadPool(self.engine, half)
