@@ -34,7 +34,7 @@ def _row(
         "role": role,
         "member": member,
         "care_team": "ct",
-        "index": 0,
+        "participant": 0,
         "start": moments.bounds(start)[0] if start else None,
         "end": moments.bounds(end)[1] if end else None,
     }

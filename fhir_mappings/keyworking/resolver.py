@@ -100,7 +100,7 @@ def current(assignments: Iterable[Assignment], at: int) -> list[Assignment]:
 
 
 def resolve(patient: str, assignments: Sequence[Assignment], roles: Roles, at: int) -> Answer:
-    now = sorted(current(assignments, at), key=lambda a: (a.care_team, a.index))
+    now = sorted(current(assignments, at), key=lambda a: (a.care_team, a.participant))
     holders = {
         role: [roles.holder(a, at) for a in now if a.role == role]
         for role in (ACCOUNTABLE, KEYWORKER, CO_KEYWORKER, COVER)

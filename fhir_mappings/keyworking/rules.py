@@ -117,7 +117,7 @@ def accountable_issues(new: Iterable[Assignment], others: Iterable[Assignment]) 
                     f"Rule single-accountable: {row.patient} would have two accountable "
                     f"professionals at once ({row.member} and {clash.member} in {where})",
                     code="business-rule",
-                    expression=(f"CareTeam.participant[{row.index}]",),
+                    expression=(f"CareTeam.participant[{row.participant}]",),
                 )
             )
     return issues

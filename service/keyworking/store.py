@@ -1,7 +1,7 @@
 """The keyworking projection tables: writing the rows ``fhir_mappings`` derives, reading them back.
 
 Only this module knows the projection's SQL. Rows go in and come out as the domain's plain
-dataclasses (``Assignment``, ``Role``, ``PatientRow``, ``PlanRow``).
+records (``Assignment``, ``Role``, ``PatientRow``, ``PlanRow``).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ async def replace_assignments(
             [
                 {
                     "care_team": a.care_team,
-                    "idx": a.index,
+                    "idx": a.participant,
                     "patient": a.patient,
                     "role": a.role,
                     "member": a.member,
