@@ -86,7 +86,9 @@ def period_json(start: int | None, end: int | None) -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=4096)
 def _render(value: int, *, closing: bool) -> str:
+    """Cached as ``bounds`` is: answers show the same few hundred period edges again and again."""
     moment = to_datetime(value)
     if moment.time() == datetime.time(0):
         shown = moment - datetime.timedelta(days=1) if closing else moment

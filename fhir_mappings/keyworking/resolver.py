@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fhir_mappings.keyworking import moments
 from fhir_mappings.keyworking.projection import Assignment, Role
@@ -27,9 +28,9 @@ from fhir_mappings.keyworking.terminology import (
 )
 
 
-@dataclass(frozen=True)
-class Holder:
-    """An assignment with the role it resolves to (for contact details and availability)."""
+class Holder(NamedTuple):
+    """An assignment with the role it resolves to (for contact details and availability);
+    a named tuple, as ``Assignment`` is: the gaps report makes one per participant."""
 
     assignment: Assignment
     role: Role | None
