@@ -55,17 +55,21 @@ class _Scope:
     def __init__(self, access: Access, base_url: str) -> None:
         self.access = access
         self.base_url = base_url
-        self._parsed: dict[str, list[Criterion]] = {}
+        # Per type, worked out once a request: a search with includes asks for a dozen types,
+        # most of them more than once (each reference criterion and include names its targets).
+        self._restricted: dict[str, list[Criterion] | None] = {}
 
     def restrict(self, resource_type: str) -> list[Criterion] | None:
-        if not self.access.allows(resource_type, "search"):
-            return None
-        if resource_type not in self._parsed:
-            parsed = parse(resource_type, self.access.restrictions(resource_type))
-            if parsed.unknown:  # a restriction this server cannot apply: fail closed
-                return None
-            self._parsed[resource_type] = parsed.criteria
-        return self._parsed[resource_type]
+        if resource_type in self._restricted:
+            return self._restricted[resource_type]
+        found: list[Criterion] | None = None
+        if self.access.allows(resource_type, "search"):
+            restrictions = self.access.restrictions(resource_type)
+            parsed = parse(resource_type, restrictions) if restrictions else None
+            # a restriction this server cannot apply: fail closed
+            found = [] if parsed is None else None if parsed.unknown else parsed.criteria
+        self._restricted[resource_type] = found
+        return found
 
     def planner(self) -> Planner:
         """A planner for one statement, ANDing this caller's restrictions everywhere."""

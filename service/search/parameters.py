@@ -9,6 +9,7 @@ published for the custom ones. R4 definitions: https://hl7.org/fhir/R4/searchpar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 PROJECT_CANONICAL = "https://keyworker-fhir.org/fhir"
@@ -46,10 +47,17 @@ class SearchParam:
 
     def target_types(self) -> tuple[str, ...]:
         """The registered types this reference parameter can point at."""
-        return tuple(t for t in SEARCH_PARAMETERS if self.refers_to(t))
+        return _target_types(self)
 
     def expression(self, resource_type: str) -> str:
         return " | ".join(f"{resource_type}.{p.replace('[x]', '')}" for p in self.paths)
+
+
+@cache
+def _target_types(param: SearchParam) -> tuple[str, ...]:
+    """Worked out once per parameter: every search with a reference criterion or an
+    ``_include`` asks, and the answer only changes with the registry, which is fixed."""
+    return tuple(t for t in SEARCH_PARAMETERS if param.refers_to(t))
 
 
 def _ref(name: str, path: str, targets: str, description: str) -> SearchParam:
