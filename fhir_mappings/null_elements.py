@@ -4,8 +4,8 @@ Since fhir-core 1.1.11 every element of every resource passes through
 ``FHIRAbstractModel.reject_null_complex_elements``, which asks of each of its class's fields,
 from the field's type annotation, whether it is a list of complex types, and only then looks
 at the data. The answer depends on the class alone, yet it was worked out anew for each
-element: a quarter of the cost of validating a CareTeam or CarePlan (422 -> 306 us and
-565 -> 405 us a resource, /tmp micro-benchmark) and a tenth of a worker's CPU during a bulk
+element: a quarter of the cost of validating a CareTeam or CarePlan (422 -> 309 us and
+565 -> 408 us a resource, /tmp micro-benchmark) and a tenth of a worker's CPU during a bulk
 load. ``install`` puts a version in its place that lists those fields once per class and
 looks only at them; when one of them does hold a null it hands the data to fhir-core's own
 check, so the refusal (message, location) is fhir-core's.

@@ -55,19 +55,22 @@ class _Scope:
     def __init__(self, access: Access, base_url: str) -> None:
         self.access = access
         self.base_url = base_url
-        # Per type, worked out once a request: a search with includes asks for a dozen types,
-        # most of them more than once (each reference criterion and include names its targets).
+        # Per type, worked out once a request: a search with includes asks about a dozen
+        # types (each reference criterion and include names its targets), some of them from
+        # more than one statement's planner.
         self._restricted: dict[str, list[Criterion] | None] = {}
 
     def restrict(self, resource_type: str) -> list[Criterion] | None:
         if resource_type in self._restricted:
             return self._restricted[resource_type]
-        found: list[Criterion] | None = None
+        found: list[Criterion] | None = None  # None: out of the caller's reach
         if self.access.allows(resource_type, "search"):
             restrictions = self.access.restrictions(resource_type)
-            parsed = parse(resource_type, restrictions) if restrictions else None
-            # a restriction this server cannot apply: fail closed
-            found = [] if parsed is None else None if parsed.unknown else parsed.criteria
+            found = []
+            if restrictions:
+                parsed = parse(resource_type, restrictions)
+                # a restriction this server cannot apply: fail closed
+                found = None if parsed.unknown else parsed.criteria
         self._restricted[resource_type] = found
         return found
 
