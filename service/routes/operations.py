@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from service.assignment_import import import_assignments as run_assignment_import
+from service.audit.middleware import about_patients
 from service.auth.access import Access, current_access
 from service.errors import BadRequest, Forbidden, operation_outcome
 from service.keyworking.answers import Keyworking, instant_param
@@ -78,6 +79,7 @@ async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
         OPERATIONS["accountable"],
         answer["parameter"][0]["valueReference"].get("reference"),
     )
+    about_patients(request, answer, keyworking.interactions.base_url)
     return fhir_response(request, orjson.dumps(answer))
 
 
