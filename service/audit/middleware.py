@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.audit import journal
-from service.audit.events import RequestRecord, patients_of
+from service.audit.events import RequestRecord, patients_of, target_of
 from service.audit.writer import AuditWriter
 from service.auth.access import Access, current_access
 from service.interactions import Interactions
@@ -99,16 +99,17 @@ class AuditMiddleware:
         )
         service: Interactions = scope["app"].state.interactions
         patients = [record.access.patient] if record.access and record.access.patient else []
-        parts = record.path.split("/")
-        if parts[0] == "Patient" and len(parts) > 1 and parts[1][:1] not in ("_", "$"):
-            patients.append(parts[1])
-        named = state.get(_ABOUT)
-        if named is not None and 200 <= status < 300:
-            patients.extend(named)
-        elif body and 200 <= status < 300:
-            # a body that is not JSON (an empty 204, say) names no patients
-            with contextlib.suppress(orjson.JSONDecodeError):
-                patients.extend(patients_of(orjson.loads(body), service.base_url))
+        target = target_of(record.path)
+        if target is not None and target.startswith("Patient/"):
+            patients.append(target.removeprefix("Patient/"))
+        if 200 <= status < 300:
+            named = state.get(_ABOUT)
+            if named is not None:
+                patients.extend(named)
+            elif body:
+                # a body that is not JSON (an empty 204, say) names no patients
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    patients.extend(patients_of(orjson.loads(body), service.base_url))
         writer: AuditWriter = scope["app"].state.audit
         try:
             await writer.submit(journal.entry(record, service.clock(), patients, service.base_url))
