@@ -1,8 +1,10 @@
 """The FHIR interactions on resources, free of HTTP: read, vread, create, update, patch,
 delete (plain and conditional) and history. Routers translate requests into these calls.
 
-Every write validates once, checks references inside the transaction that writes, and
-either stores a whole new version with its index rows or nothing at all.
+Every write validates once, checks its references, and either stores a whole new version
+with its index rows (and what the write hooks store beside it) or nothing at all. A reference
+check takes no lock on its targets, inside a transaction or not: a target deleted by a
+concurrent write may still be named by a version stored at the same moment.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from service.search import sql as search_sql
 from service.search.extraction import extract, split_reference
 from service.storage import repository
 from service.storage.repository import HistoryQuery, Stored
-from service.write_hooks import WriteHook, Written, run_hooks
+from service.write_hooks import WriteHook, Written, checked, need_database, run_hooks
 
 Clock = Callable[[], int]
 _SERVER_META = ("versionId", "lastUpdated")
@@ -49,6 +51,9 @@ _SERVER_META = ("versionId", "lastUpdated")
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|urn:)")
 # R4 Resource.id: https://hl7.org/fhir/R4/datatypes.html#id
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# Tries of an update without a lock before it takes one: each lost race means another
+# writer changed the same resource between this one's read and write.
+_UNLOCKED_ATTEMPTS = 3
 
 
 def system_clock() -> int:
@@ -194,9 +199,9 @@ class Interactions:
 
         The same steps as ``create`` and an update that creates, each done once for the whole
         batch: every body validated, every reference checked in one query, the rows inserted
-        together (``repository.insert_new``) and the write hooks run over the batch. Each
-        resource appears at most once and its id must not be in use (a concurrent create of
-        the same id is a 409, as for a single write).
+        together with the hooks' companions (``repository.insert_new``) and the write hooks
+        run over the batch. Each resource appears at most once and its id must not be in use
+        (a concurrent create of the same id is a 409, as for a single write).
         """
         sites = [self._validated(c.resource_type, c.body, c.url_id) for c in creations]
         connection = within.connection
@@ -206,15 +211,14 @@ class Interactions:
             within,
         )
         new = [self._first_version(c) for c in creations]
+        batch = [Written(n.stored, c.body, None) for n, c in zip(new, creations, strict=True)]
+        companions = checked(self.hooks, batch)
         try:
-            await repository.insert_new(connection, new)
+            await repository.insert_new(connection, new + companions)
         except IntegrityError as error:
             raise Conflict("A resource of the bundle was created concurrently; retry") from error
-        stored = [n.stored for n in new]
-        await self._after_write(
-            connection, [Written(s, c.body, None) for s, c in zip(stored, creations, strict=True)]
-        )
-        return stored
+        await run_hooks(self.hooks, connection, batch)
+        return [n.stored for n in new]
 
     async def update(
         self,
@@ -226,11 +230,50 @@ class Interactions:
         within: Transaction | None = None,
     ) -> Outcome:
         sites = self._validated(resource_type, body, resource_id)
+        if within is None and not self.database.is_sqlite:
+            outcome = await self._update_alone(resource_type, resource_id, body, sites, if_match)
+            if outcome is not None:
+                return outcome
         async with self._writing(within) as connection:
             previous = await repository.current(connection, resource_type, resource_id, lock=True)
             return await self._update_locked(
                 connection, resource_type, resource_id, body, sites, previous, if_match, within
             )
+
+    async def _update_alone(
+        self,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        sites: list[model.ReferenceSite],
+        if_match: int | None,
+    ) -> Outcome | None:
+        """PostgreSQL: an update of a live resource that no hook needs a transaction for
+        (a change keyworking ignores, as most are), with no transaction at all.
+
+        The version is read, the new one prepared, and written by one statement only if the
+        row is still at the version read (``repository.save_alone``): two round trips where
+        BEGIN, a locked read, the reference check, the write, the Provenance and COMMIT were
+        six. A write that lost a race is prepared again from what won. None: take the locked
+        way (a create, a hook with work to do in a transaction, or a resource too contended).
+        """
+        for _ in range(_UNLOCKED_ATTEMPTS):
+            previous = await repository.current_now(self.database, resource_type, resource_id)
+            if previous is None or previous[1].deleted:
+                return None
+            self._check_version(previous[1], if_match)
+            if _same_content(previous[1], body, resource_id):
+                return Outcome(previous[1], created=False, changed=False)
+            write, batch = self._next_version(resource_type, resource_id, body, previous, "PUT")
+            if need_database(self.hooks, batch):
+                return None
+            await self._check_references(None, [(resource_type, resource_id, sites)], None)
+            write = replace(write, companions=checked(self.hooks, batch))
+            try:
+                return Outcome(await repository.save_alone(self.database, write), created=False)
+            except repository.VersionMoved:
+                continue
+        return None
 
     async def conditional_update(
         self,
@@ -427,32 +470,48 @@ class Interactions:
         connection: AsyncConnection,
         resource_type: str,
         resource_id: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         previous: tuple[int, Stored] | None,
         method: str,
     ) -> Stored:
-        number = 1 if previous is None else previous[1].version + 1
-        moment = max(self.clock(), previous[1].last_updated if previous else 0)
-        content = repository.with_meta(body, resource_id, number, moment)
+        """Store the next version in the caller's transaction, the previous one locked, with
+        what the hooks store and do beside it."""
+        write, batch = self._next_version(resource_type, resource_id, body, previous, method)
+        write = replace(write, companions=checked(self.hooks, batch))
         try:
-            stored = await repository.save(
-                connection,
-                resource_type,
-                resource_id,
-                previous=previous,
-                content=content,
-                number=number,
-                moment=moment,
-                method=method,
-                index_rows=extract(resource_type, body, self.base_url),
-                replaced_rows=self._index_rows_of(previous),
-            )
+            stored = await repository.save(connection, write)
         except IntegrityError as error:  # a concurrent create of the same id won
             raise Conflict(
                 f"{resource_type}/{resource_id} was created concurrently; retry"
             ) from error
-        await self._after_write(connection, [Written(stored, body, _stored_of(previous))])
+        await run_hooks(self.hooks, connection, batch)
         return stored
+
+    def _next_version(
+        self,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any] | None,
+        previous: tuple[int, Stored] | None,
+        method: str,
+    ) -> tuple[repository.NextVersion, list[Written]]:
+        """The version after ``previous`` (a deletion when ``body`` is None), and the batch
+        the hooks see."""
+        number = 1 if previous is None else previous[1].version + 1
+        moment = max(self.clock(), previous[1].last_updated if previous else 0)
+        write = repository.NextVersion(
+            resource_type,
+            resource_id,
+            previous,
+            b"" if body is None else repository.with_meta(body, resource_id, number, moment),
+            number,
+            moment,
+            method,
+            {} if body is None else extract(resource_type, body, self.base_url),
+            self._index_rows_of(previous),
+            deleted=body is None,
+        )
+        return write, [Written(write.stored, body, _stored_of(previous))]
 
     def _index_rows_of(
         self, previous: tuple[int, Stored] | None
@@ -478,28 +537,11 @@ class Interactions:
             creation.method,
         )
 
-    async def _after_write(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
-        await run_hooks(self.hooks, connection, batch)
-
     async def _delete_locked(
         self, connection: AsyncConnection, previous: tuple[int, Stored]
     ) -> Stored:
         stored = previous[1]
-        deleted = await repository.save(
-            connection,
-            stored.type,
-            stored.id,
-            previous=previous,
-            content=b"",
-            number=stored.version + 1,
-            moment=max(self.clock(), stored.last_updated),
-            method="DELETE",
-            index_rows={},
-            replaced_rows=self._index_rows_of(previous),
-            deleted=True,
-        )
-        await self._after_write(connection, [Written(deleted, None, stored)])
-        return deleted
+        return await self._save(connection, stored.type, stored.id, None, previous, "DELETE")
 
     async def single_match(
         self, connection: AsyncConnection, resource_type: str, query: str
@@ -620,17 +662,22 @@ class Interactions:
 
     async def _check_references(
         self,
-        connection: AsyncConnection,
+        connection: AsyncConnection | None,
         writes: Sequence[tuple[str, str, list[model.ReferenceSite]]],
         within: Transaction | None,
     ) -> None:
         """Refuse (422) the first of the writes (type, id, reference sites) with a reference
-        that cannot resolve; the targets of all of them are looked up in one query."""
-        checked = [self._reference_targets(*write) for write in writes]
+        that cannot resolve; the targets of all of them are looked up in one query, in the
+        write's transaction or (no ``connection``) on its own."""
+        looked_at = [self._reference_targets(*write) for write in writes]
         pending = within.pending if within is not None else set()  # the bundle's own creates
-        wanted = {key for _, targets in checked for key in targets}
-        found = pending | await repository.existing(connection, wanted - pending)
-        for issues, targets in checked:
+        wanted = {key for _, targets in looked_at for key in targets} - pending
+        if connection is None:
+            found = await repository.existing_now(self.database, wanted)
+        else:
+            found = await repository.existing(connection, wanted)
+        found |= pending
+        for issues, targets in looked_at:
             issues += [
                 _ref_issue(site, f"'{site.reference}' does not resolve")
                 for key, site in targets.items()

@@ -4,6 +4,7 @@ changeable through the API."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -152,6 +153,34 @@ async def test_care_team_writes_record_provenance_with_reason(
     assert by_version["2"]["target"][0]["reference"] == f"CareTeam/{team['id']}/_history/2"
     without_scope = bearer(await mint(database_url, "system/CareTeam.rs"))
     assert (await client.get("/Provenance", headers=without_scope)).status_code == 403
+
+
+async def test_concurrent_updates_each_get_their_version_and_one_provenance(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Updates keyworking ignores are written without a lock on PostgreSQL: racing ones must
+    still each get their own version, and a lost race must leave no Provenance behind."""
+    client, writer = await _setup(app_factory, database_url)
+    team = (await client.post("/CareTeam", json=TEAM, headers=writer)).json()
+    updates = await asyncio.gather(
+        *(
+            client.put(
+                f"/CareTeam/{team['id']}", json={**team, "name": f"Team {n}"}, headers=writer
+            )
+            for n in range(8)
+        )
+    )
+    assert [u.status_code for u in updates] == [200] * 8, [u.text for u in updates]
+    assert sorted(int(u.json()["meta"]["versionId"]) for u in updates) == list(range(2, 10))
+    provenances = await _found(
+        client, database_url, f"/Provenance?target=CareTeam/{team['id']}", "system/Provenance.rs"
+    )
+    targets = sorted(p["target"][0]["reference"] for p in provenances)
+    assert targets == sorted(f"CareTeam/{team['id']}/_history/{v}" for v in range(1, 10))
+    current = (await client.get(f"/CareTeam/{team['id']}", headers=writer)).json()
+    assert current["meta"]["versionId"] == "9"
+    last = next(u.json() for u in updates if u.json()["meta"]["versionId"] == "9")
+    assert current["name"] == last["name"]
 
 
 async def test_insecure_mode_is_announced_and_not_audited(

@@ -1,30 +1,48 @@
-"""Write hooks run inside the write's transaction: a refusal leaves nothing behind."""
+"""Write hooks: checks before a write, companions stored with it, work in its transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.issues import Issue
+from service.audit.provenance import provenance
+from service.audit.store import first_version
 from service.errors import Unprocessable
-from service.write_hooks import Written
+from service.storage.repository import NewResource
+from service.write_hooks import SERVER_WRITE, WriteHook, Written
 
 FHIR = {"Content-Type": "application/fhir+json"}
+
+
+class _Refusing(WriteHook):
+    """Records every write it sees in the transaction and refuses an unknown gender there,
+    after the write's rows are in."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, bool]] = []
+
+    def needs_database(self, batch: Sequence[Written]) -> bool:
+        return True
+
+    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
+        for written in batch:
+            self.seen.append(
+                (written.stored.reference, written.stored.version, written.body is None)
+            )
+            if written.body and written.body.get("gender") == "unknown":
+                raise Unprocessable(
+                    issues=[Issue("refused by hook", expression=("Patient.gender",))]
+                )
 
 
 async def test_hook_sees_every_write_and_can_refuse_it_whole(
     client: httpx.AsyncClient,
     db_state: Callable[[], Awaitable[dict[str, int]]],
 ) -> None:
-    seen: list[tuple[str, int, bool]] = []
-
-    async def hook(connection: AsyncConnection, written: Written) -> None:
-        seen.append((written.stored.reference, written.stored.version, written.body is None))
-        if written.body and written.body.get("gender") == "unknown":
-            raise Unprocessable(issues=[Issue("refused by hook", expression=("Patient.gender",))])
-
+    hook = _Refusing()
     client._transport.app.state.interactions.hooks = (hook,)  # type: ignore[attr-defined]
     created = await client.post("/Patient", json={"resourceType": "Patient"}, headers=FHIR)
     pid = created.json()["id"]
@@ -39,8 +57,53 @@ async def test_hook_sees_every_write_and_can_refuse_it_whole(
     assert await db_state() == before
     assert (await client.get(f"/Patient/{pid}")).json()["meta"]["versionId"] == "1"
     assert (await client.delete(f"/Patient/{pid}")).status_code == 204
-    assert seen == [
+    assert hook.seen == [
         (f"Patient/{pid}", 1, False),
         (f"Patient/{pid}", 2, False),
         (f"Patient/{pid}", 2, True),
+    ]
+
+
+class _Companion(WriteHook):
+    """Stores a Provenance beside every Patient written, or refuses the write before it."""
+
+    def check(self, batch: Sequence[Written]) -> None:
+        for written in batch:
+            if written.body and written.body.get("gender") == "unknown":
+                raise Unprocessable(issues=[Issue("refused", expression=("Patient.gender",))])
+
+    def companions(self, batch: Sequence[Written]) -> list[NewResource]:
+        return [
+            first_version(provenance(w, SERVER_WRITE), w.stored.last_updated, "http://test")
+            for w in batch
+        ]
+
+
+async def test_companions_are_stored_with_the_write_or_not_at_all(
+    client: httpx.AsyncClient,
+    db_state: Callable[[], Awaitable[dict[str, int]]],
+) -> None:
+    client._transport.app.state.interactions.hooks = (_Companion(),)  # type: ignore[attr-defined]
+    pid = (await client.post("/Patient", json={"resourceType": "Patient"}, headers=FHIR)).json()[
+        "id"
+    ]
+    updated = await client.put(
+        f"/Patient/{pid}",
+        json={"resourceType": "Patient", "id": pid, "gender": "male"},
+        headers=FHIR,
+    )
+    assert updated.status_code == 200, updated.text
+    before = await db_state()
+    refused = await client.put(
+        f"/Patient/{pid}",
+        json={"resourceType": "Patient", "id": pid, "gender": "unknown"},
+        headers=FHIR,
+    )
+    assert refused.status_code == 422
+    assert await db_state() == before
+    assert (await client.delete(f"/Patient/{pid}")).status_code == 204
+    found = (await client.get("/Provenance", params={"_count": "50"})).json()
+    targets = [e["resource"]["target"][0]["reference"] for e in found.get("entry", [])]
+    assert sorted(t for t in targets if t.startswith(f"Patient/{pid}/")) == [
+        f"Patient/{pid}/_history/{v}" for v in (1, 2, 3)
     ]

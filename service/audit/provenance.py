@@ -1,7 +1,7 @@
 """Provenance for every create, update, patch and delete of a CareTeam or CarePlan.
 
-A write hook: it runs inside the write's transaction, so a care-record version and the
-Provenance naming who made it and why are stored together or not at all. The target is the
+A write hook whose Provenances are companions: stored by the statement that stores the
+care-record version, so the two are stored together or not at all. The target is the
 exact version written (``CareTeam/x/_history/3``); the agent is the OAuth client (and user)
 from ``write_context``; the reason comes from the ``X-Provenance`` header or an operation,
 else ``DEFAULT_REASON``. https://hl7.org/fhir/R4/provenance.html
@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from service.audit.store import first_version
 from service.search.dates import instant
-from service.storage.repository import insert_new
-from service.write_hooks import WriteContext, Written, write_context
+from service.storage.repository import NewResource
+from service.write_hooks import WriteContext, WriteHook, Written, write_context
 
 TRACKED_TYPES = ("CareTeam", "CarePlan")
 DEFAULT_REASON = "Recorded through the Keyworker FHIR API"
@@ -41,25 +39,20 @@ def agents(context: WriteContext) -> list[dict[str, Any]]:
     return [author, {"who": {"display": context.user}, "onBehalfOf": author["who"]}]
 
 
-class ProvenanceHook:
-    """The write hook (a ``BatchWriteHook``: one Provenance per tracked write of the batch,
-    inserted together); ``base_url`` indexes the Provenance like any stored resource."""
+class ProvenanceHook(WriteHook):
+    """One Provenance per tracked write of the batch; ``base_url`` indexes each like any
+    stored resource."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    async def __call__(self, connection: AsyncConnection, written: Written) -> None:
-        await self.write_batch(connection, [written])
-
-    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
+    def companions(self, batch: Sequence[Written]) -> list[NewResource]:
         context = write_context.get()
-        provenances = [
+        return [
             first_version(provenance(written, context), written.stored.last_updated, self.base_url)
             for written in batch
             if written.stored.type in TRACKED_TYPES
         ]
-        if provenances:
-            await insert_new(connection, provenances)
 
 
 def provenance(written: Written, context: WriteContext) -> dict[str, Any]:

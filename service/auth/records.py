@@ -9,16 +9,15 @@ compartment use); anything else is treated as not matching, so it denies rather 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from service.auth.access import current_access
+from service.auth.access import Access, current_access
 from service.auth.scopes import Criteria
 from service.errors import Forbidden
 from service.search.extraction import Row, extract
 from service.search.parameters import parameter
-from service.write_hooks import Written
+from service.write_hooks import WriteHook, Written
 
 
 def _value_matches(
@@ -66,21 +65,24 @@ def record_matches(
     )
 
 
-class WriteGuard:
-    """A write hook refusing (403, whole write rolled back) a write outside the token's reach.
+class WriteGuard(WriteHook):
+    """A write hook refusing (403, nothing written) a write outside the token's reach.
 
-    Running inside the write's transaction, it sees exactly what is replaced and what is
-    stored, for plain, conditional and patch writes alike: a ``patient/`` token can neither
-    change another patient's record nor move one of its own records out of its compartment.
+    It checks what the write replaces, as read inside the write, and what it stores, for
+    plain, conditional and patch writes alike: a ``patient/`` token can neither change
+    another patient's record nor move one of its own records out of its compartment.
     """
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    async def __call__(self, connection: AsyncConnection, written: Written) -> None:
+    def check(self, batch: Sequence[Written]) -> None:
         access = current_access.get()
-        if access.unrestricted:
-            return
+        if not access.unrestricted:
+            for written in batch:
+                self._check(access, written)
+
+    def _check(self, access: Access, written: Written) -> None:
         stored, previous = written.stored, written.previous
         live_before = previous is not None and not previous.deleted
         action = "delete" if written.body is None else ("update" if live_before else "create")

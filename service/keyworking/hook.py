@@ -1,8 +1,10 @@
 """The keyworking write hook: keep the projection current and enforce the rules on every write.
 
-Runs inside the write's transaction (``service.write_hooks``). A broken rule raises
-``Unprocessable`` with every issue found, so the write is refused whole and nothing of it —
-resource version, index rows or projection rows — is kept.
+The rules one resource meets on its own are checked before anything is written; the
+projection, and the rule that needs other CareTeams, run inside the write's transaction
+(``service.write_hooks``). A broken rule raises ``Unprocessable`` with every issue found, so
+the write is refused whole and nothing of it (resource version, index rows or projection
+rows) is kept.
 
 The one-accountable-professional rule needs the patient's other CareTeams, which another
 process may be changing at the same moment. On PostgreSQL a transaction-scoped advisory lock
@@ -24,11 +26,11 @@ from fhir_mappings.keyworking.terminology import ACCOUNTABLE
 from service.errors import Unprocessable
 from service.keyworking import store
 from service.storage.repository import advisory_locks, lock_key
-from service.write_hooks import Written
+from service.write_hooks import WriteHook, Written
 
 
-class KeyworkingHook:
-    """A ``BatchWriteHook`` for CareTeam, PractitionerRole, Patient and CarePlan writes.
+class KeyworkingHook(WriteHook):
+    """The write hook for CareTeam, PractitionerRole, Patient and CarePlan writes.
 
     A batch is projected table by table: Patients first, because a CareTeam's rule check
     looks up the identifiers its patient is also known by, then roles and plans, then
@@ -38,12 +40,14 @@ class KeyworkingHook:
     def __init__(self, *, is_sqlite: bool) -> None:
         self.is_sqlite = is_sqlite
 
-    async def __call__(self, connection: AsyncConnection, written: Written) -> None:
-        await self.write_batch(connection, [written])
-
-    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
+    def check(self, batch: Sequence[Written]) -> None:
         for written in batch:
             _check(written)
+
+    def needs_database(self, batch: Sequence[Written]) -> bool:
+        return not all(_projects_alike(written) for written in batch)
+
+    async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
         of_type: dict[str, dict[str, dict[str, Any] | None]] = {}
         stored: dict[str, set[str]] = {}  # type -> ids that were written before this batch
         for written in batch:

@@ -3,11 +3,15 @@
 A version is a resource row, a version row and index rows in up to six tables. Written one
 statement per table (and a COPY costs two round trips), a PUT spent most of its time
 waiting on the database, and the Provenance it records as long again. Here every table is
-written by a data-modifying CTE over arrays, all in one statement: the resource rows come
-first (inserted, or the one updated) as ``new``, and the version and index rows join onto
-them, so the content travels once and the row keys never come back to Python. Sub-statements
-of one statement share a snapshot, so replacing a resource's index rows (delete the old,
-insert the new) is safe within it. https://www.postgresql.org/docs/current/queries-with.html
+written by a data-modifying CTE over arrays, all in one statement, the Provenance included:
+the resource rows come first (the one updated, the ones inserted) as ``new``, and the
+version and index rows join onto them, so the content travels once and the row keys never
+come back to Python. Sub-statements of one statement share a snapshot, so replacing a
+resource's index rows (delete the old, insert the new) is safe within it.
+https://www.postgresql.org/docs/current/queries-with.html
+
+An update names the version it replaces and writes nothing (no row of any table) when the
+row is at another: the statement is safe without a lock held since the version was read.
 """
 
 from __future__ import annotations
@@ -48,46 +52,64 @@ class Version:
     index_rows: Rows
 
 
-def first_versions(
-    versions: Sequence[Version], moments: Sequence[int], contents: Sequence[bytes]
-) -> tuple[TextClause, dict[str, Any]]:
-    """Version 1 of resources not stored before; a duplicate (type, id) is an IntegrityError."""
-    params = _version_params(versions)
-    params.update(moments=list(moments), contents=list(contents))
-    kinds = _kinds(params, versions)
-    return _statement(_FIRST, (), kinds), params
+@dataclass(frozen=True)
+class First:
+    """Version 1 of a resource not stored before."""
+
+    version: Version
+    moment: int
+    content: bytes
+
+
+def first_versions(firsts: Sequence[First]) -> tuple[TextClause, dict[str, Any]]:
+    """Version 1 of resources not stored before; a duplicate (type, id) is an IntegrityError.
+    The statement answers how many it stored."""
+    params = _version_params([f.version for f in firsts])
+    params.update(_first_params(firsts))
+    kinds = _kinds(params, [(f.version, None) for f in firsts])
+    return _statement(False, True, (), kinds), params
 
 
 def next_version(
     pk: int,
     version: Version,
     *,
+    replacing: int,
     number: int,
     moment: int,
     deleted: bool,
     content: bytes,
     stale: Sequence[str],
     dropped: Sequence[str],
+    companions: Sequence[First] = (),
 ) -> tuple[TextClause, dict[str, Any]]:
-    """A new version of the resource row ``pk``: index rows of the ``dropped`` kinds are
-    deleted, and the version's rows of the ``stale`` kinds inserted (other kinds are kept)."""
-    params = _version_params([version])
-    params.update(pk=pk, number=number, moment=moment, deleted=deleted, content=content)
-    kinds = _kinds(params, [version], only=stale)
-    return _statement(_NEXT, tuple(dropped), kinds), params
+    """A new version of the resource row ``pk``, written only while that row is at version
+    ``replacing``: index rows of the ``dropped`` kinds are deleted, and the version's rows of
+    the ``stale`` kinds inserted (other kinds are kept). The ``companions`` are stored with
+    it, or not at all. The statement answers 1 when it wrote, 0 when the row had moved on.
+    """
+    params = _version_params([version, *(c.version for c in companions)])
+    params.update(
+        pk=pk, replacing=replacing, number=number, moment=moment, deleted=deleted, content=content
+    )
+    if companions:
+        params.update(_first_params(companions))
+    owned = [(version, stale), *((c.version, None) for c in companions)]
+    return _statement(True, bool(companions), tuple(dropped), _kinds(params, owned)), params
 
 
 _FIRST = (
-    "new AS (INSERT INTO resource (type, id, version, last_updated, deleted, content)"
-    " SELECT t, i, 1, m, false, c FROM unnest(CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]),"
-    " CAST(:moments AS BIGINT[]), CAST(:contents AS BYTEA[])) AS u(t, i, m, c)"
-    " RETURNING pk, type, id, version, last_updated, deleted, content)"
+    "ins AS (INSERT INTO resource (type, id, version, last_updated, deleted, content)"
+    " SELECT t, i, 1, m, false, c FROM unnest(CAST(:first_types AS TEXT[]),"
+    " CAST(:first_ids AS TEXT[]), CAST(:moments AS BIGINT[]), CAST(:contents AS BYTEA[]))"
+    " AS u(t, i, m, c){guard} RETURNING {returned})"
 )
 _NEXT = (
-    "new AS (UPDATE resource SET version = :number, last_updated = :moment,"
-    " deleted = :deleted, content = :content WHERE pk = :pk"
-    " RETURNING pk, type, id, version, last_updated, deleted, content)"
+    "upd AS (UPDATE resource SET version = :number, last_updated = :moment,"
+    " deleted = :deleted, content = :content WHERE pk = :pk AND version = :replacing"
+    " RETURNING {returned})"
 )
+_RETURNED = "pk, type, id, version, last_updated, deleted, content"
 _VERSIONS = (
     "versions AS (INSERT INTO resource_version"
     " (resource_pk, type, id, method, version, last_updated, deleted, content)"
@@ -105,22 +127,35 @@ def _version_params(versions: Sequence[Version]) -> dict[str, Any]:
     }
 
 
+def _first_params(firsts: Sequence[First]) -> dict[str, Any]:
+    return {
+        "first_types": [f.version.type for f in firsts],
+        "first_ids": [f.version.id for f in firsts],
+        "moments": [f.moment for f in firsts],
+        "contents": [f.content for f in firsts],
+    }
+
+
 def _kinds(
-    params: dict[str, Any], versions: Sequence[Version], only: Sequence[str] | None = None
+    params: dict[str, Any], owned: Sequence[tuple[Version, Sequence[str] | None]]
 ) -> tuple[str, ...]:
-    """Add the index rows' arrays to ``params``; the kinds that have rows."""
+    """Add the index rows' arrays to ``params``: each version's rows of the kinds it names
+    (None: all); the kinds that have rows."""
     kinds = []
     for kind, table in INDEX_TABLES.items():
-        if only is not None and kind not in only:
-            continue
-        owned = [(v, row) for v in versions for row in v.index_rows.get(kind, ())]
-        if not owned:
+        rows = [
+            (v, row)
+            for v, only in owned
+            if only is None or kind in only
+            for row in v.index_rows.get(kind, ())
+        ]
+        if not rows:
             continue
         kinds.append(kind)
-        params[f"{kind}__type"] = [v.type for v, _ in owned]
-        params[f"{kind}__id"] = [v.id for v, _ in owned]
+        params[f"{kind}__type"] = [v.type for v, _ in rows]
+        params[f"{kind}__id"] = [v.id for v, _ in rows]
         for name in _values(table):
-            params[f"{kind}_{name}"] = [row.get(name) for _, row in owned]
+            params[f"{kind}_{name}"] = [row.get(name) for _, row in rows]
     return tuple(kinds)
 
 
@@ -129,12 +164,24 @@ def _values(table: Table) -> tuple[str, ...]:
 
 
 @cache
-def _statement(rows: str, dropped: tuple[str, ...], kinds: tuple[str, ...]) -> TextClause:
-    ctes = [rows, _VERSIONS]
+def _statement(
+    updates: bool, inserts: bool, dropped: tuple[str, ...], kinds: tuple[str, ...]
+) -> TextClause:
+    """``updates``: one row updated (``upd``); ``inserts``: first versions (``ins``), after
+    the update when there is one and only if it wrote. ``new`` is every row written."""
+    ctes = []
+    if updates:
+        ctes.append(_NEXT.format(returned=_RETURNED))
+    if inserts:
+        guard = " WHERE EXISTS (SELECT 1 FROM upd)" if updates else ""
+        ctes.append(_FIRST.format(guard=guard, returned=_RETURNED))
+    parts = (["SELECT * FROM upd"] if updates else []) + (["SELECT * FROM ins"] if inserts else [])
+    ctes.append(f"new AS ({' UNION ALL '.join(parts)})")
+    ctes.append(_VERSIONS)
     for kind in dropped:
         ctes.append(
             f"{kind}_stale AS (DELETE FROM {INDEX_TABLES[kind].name}"
-            " WHERE resource_pk = (SELECT pk FROM new))"
+            " WHERE resource_pk = (SELECT pk FROM upd))"
         )
     for kind in kinds:
         table = INDEX_TABLES[kind]
@@ -147,4 +194,5 @@ def _statement(rows: str, dropped: tuple[str, ...], kinds: tuple[str, ...]) -> T
             f" JOIN unnest(CAST(:{kind}__type AS TEXT[]), CAST(:{kind}__id AS TEXT[]),"
             f" {arrays}) AS u(t, i, {columns}) ON new.type = u.t AND new.id = u.i)"
         )
-    return text("WITH " + ", ".join(ctes) + " SELECT count(*) FROM new")
+    counted = "upd" if updates else "new"
+    return text("WITH " + ", ".join(ctes) + f" SELECT count(*) FROM {counted}")

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.engine import Database, as_sqlalchemy_errors, written
+from service.db.engine import Database, as_sqlalchemy_errors, compiled, written
 from service.db.tables import INDEX_TABLES, resource, resource_version
 from service.errors import BadRequest
 from service.search.dates import instant
@@ -201,8 +201,9 @@ async def existing(
     if not wanted:
         return set()
     if connection.dialect.name == "postgresql":
-        pairs = {"types": [t for t, _ in wanted], "ids": [i for _, i in wanted]}
-        return {(r[0], r[1]) for r in await written(connection, _EXISTING[with_deleted], pairs)}
+        return {
+            (r[0], r[1]) for r in await written(connection, _EXISTING[with_deleted], _pairs(wanted))
+        }
     found: set[tuple[str, str]] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -215,6 +216,21 @@ async def existing(
     return found
 
 
+async def existing_now(
+    database: Database, references: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """PostgreSQL: ``existing`` (live resources only) as one statement on its own."""
+    wanted = sorted(set(references))
+    if not wanted:
+        return set()
+    sql, arguments = compiled(_EXISTING[False], database.engine.dialect)
+    return {(r[0], r[1]) for r in await database.driver_rows(sql, *arguments(_pairs(wanted)))}
+
+
+def _pairs(wanted: list[tuple[str, str]]) -> dict[str, list[str]]:
+    return {"types": [t for t, _ in wanted], "ids": [i for _, i in wanted]}
+
+
 def with_meta(body: dict[str, Any], resource_id: str, number: int, moment: int) -> bytes:
     """The canonical bytes of a version: the client's JSON with server-owned id and meta."""
     meta = dict(body.get("meta") or {})
@@ -223,79 +239,130 @@ def with_meta(body: dict[str, Any], resource_id: str, number: int, moment: int) 
     return orjson.dumps({**body, "id": resource_id, "meta": meta})
 
 
-async def save(
-    connection: AsyncConnection,
-    resource_type: str,
-    resource_id: str,
-    *,
-    previous: tuple[int, Stored] | None,
-    content: bytes,
-    number: int,
-    moment: int,
-    method: str,
-    index_rows: dict[str, list[dict[str, Any]]],
-    replaced_rows: Mapping[str, list[dict[str, Any]]] | None = None,
-    deleted: bool = False,
-) -> Stored:
-    """Write one new version (or a deletion) and replace the resource's index rows.
+class VersionMoved(Exception):
+    """An update written without a lock found its row at another version than it read."""
+
+
+@dataclass(frozen=True)
+class NextVersion:
+    """One new version (or a deletion) of a resource, and the resources stored with it.
 
     ``replaced_rows`` are the index rows the previous version has, when the caller knows
     them (None: unknown). Then only the kinds of rows that differ are replaced: an update
     that changes no searchable value (a team's name, say) writes no index rows at all,
-    where it used to delete and insert every kind, a dozen statements.
+    where it used to delete and insert every kind, a dozen statements. ``companions`` are
+    first versions of other resources (a Provenance) stored with it or not at all.
     """
-    # The kinds of index rows to write, and those of them the resource has rows of now.
-    stale = [
-        kind
-        for kind in INDEX_TABLES
-        if replaced_rows is None or replaced_rows.get(kind, []) != index_rows.get(kind, [])
-    ]
-    dropped = [k for k in stale if previous and (replaced_rows is None or replaced_rows.get(k))]
+
+    type: str
+    id: str
+    previous: tuple[int, Stored] | None
+    content: bytes
+    number: int
+    moment: int
+    method: str
+    index_rows: Mapping[str, list[dict[str, Any]]]
+    replaced_rows: Mapping[str, list[dict[str, Any]]] | None = None
+    deleted: bool = False
+    companions: Sequence[NewResource] = ()
+
+    @property
+    def stored(self) -> Stored:
+        return Stored(
+            self.type, self.id, self.number, self.moment, self.deleted, self.content, self.method
+        )
+
+    @property
+    def stale(self) -> list[str]:
+        """The kinds of index rows to write."""
+        replaced, rows = self.replaced_rows, self.index_rows
+        return [
+            k for k in INDEX_TABLES if replaced is None or replaced.get(k, []) != rows.get(k, [])
+        ]
+
+    def dropped(self, stale: list[str]) -> list[str]:
+        """The kinds of rows to delete: the stale kinds the resource has rows of now."""
+        replaced = self.replaced_rows
+        return [k for k in stale if self.previous and (replaced is None or replaced.get(k))]
+
+    def combined(self) -> tuple[TextClause, dict[str, Any]]:
+        """PostgreSQL: the write as one statement (``combined_writes``)."""
+        version = combined_writes.Version(self.type, self.id, self.method, self.index_rows)
+        companions = [c.first for c in self.companions]
+        if self.previous is None:
+            assert self.number == 1 and not self.deleted  # a resource's first row is version 1
+            first = combined_writes.First(version, self.moment, self.content)
+            return combined_writes.first_versions([first, *companions])
+        stale = self.stale
+        return combined_writes.next_version(
+            self.previous[0],
+            version,
+            replacing=self.previous[1].version,
+            number=self.number,
+            moment=self.moment,
+            deleted=self.deleted,
+            content=self.content,
+            stale=stale,
+            dropped=self.dropped(stale),
+            companions=companions,
+        )
+
+
+async def save(connection: AsyncConnection, write: NextVersion) -> Stored:
+    """Store the version inside the caller's transaction, its previous version locked."""
     if connection.dialect.name == "postgresql":
-        version = combined_writes.Version(resource_type, resource_id, method, index_rows)
-        if previous is None:
-            assert number == 1 and not deleted  # a resource's first row is its version 1
-            statement, params = combined_writes.first_versions([version], [moment], [content])
-        else:
-            statement, params = combined_writes.next_version(
-                previous[0],
-                version,
-                number=number,
-                moment=moment,
-                deleted=deleted,
-                content=content,
-                stale=stale,
-                dropped=dropped,
-            )
-        await written(connection, statement, params)
-        return Stored(resource_type, resource_id, number, moment, deleted, content, method)
-    values = {"version": number, "last_updated": moment, "deleted": deleted, "content": content}
-    if previous is None:
+        _wrote(await written(connection, *write.combined()))
+        return write.stored
+    values = {
+        "version": write.number,
+        "last_updated": write.moment,
+        "deleted": write.deleted,
+        "content": write.content,
+    }
+    stale = write.stale
+    if write.previous is None:
         pk = (
             await connection.execute(
                 insert(resource)
-                .values(type=resource_type, id=resource_id, **values)
+                .values(type=write.type, id=write.id, **values)
                 .returning(resource.c.pk)
             )
         ).scalar_one()
     else:
-        pk = previous[0]
+        pk = write.previous[0]
         await connection.execute(update(resource).where(resource.c.pk == pk).values(**values))
-        for kind in dropped:
+        for kind in write.dropped(stale):
             table = INDEX_TABLES[kind]
             await connection.execute(delete(table).where(table.c.resource_pk == pk))
     await connection.execute(
         insert(resource_version).values(
-            resource_pk=pk, type=resource_type, id=resource_id, method=method, **values
+            resource_pk=pk, type=write.type, id=write.id, method=write.method, **values
         )
     )
-    for kind, rows in index_rows.items():
+    for kind, rows in write.index_rows.items():
         if rows and kind in stale:
             await connection.execute(
                 insert(INDEX_TABLES[kind]),
-                [{"resource_pk": pk, "resource_type": resource_type, **r} for r in rows],
+                [{"resource_pk": pk, "resource_type": write.type, **r} for r in rows],
             )
-    return Stored(resource_type, resource_id, number, moment, deleted, content, method)
+    await insert_new(connection, list(write.companions))
+    return write.stored
+
+
+async def save_alone(database: Database, write: NextVersion) -> Stored:
+    """PostgreSQL: store an update as one statement with no transaction around it (it
+    commits by itself), written only if the row is still at the version ``write`` replaces;
+    ``VersionMoved`` when it is not, and nothing was written."""
+    statement, params = write.combined()
+    sql, arguments = compiled(statement, database.engine.dialect)
+    with as_sqlalchemy_errors(statement):
+        _wrote(await database.driver_rows(sql, *arguments(params)))
+    return write.stored
+
+
+def _wrote(rows: Sequence[Sequence[Any]]) -> None:
+    if rows[0][0] == 0:
+        raise VersionMoved
 
 
 @dataclass(frozen=True)
@@ -318,8 +385,9 @@ class NewResource:
         return Stored(self.type, self.id, 1, self.moment, False, self.content, self.method)
 
     @property
-    def version(self) -> combined_writes.Version:
-        return combined_writes.Version(self.type, self.id, self.method, self.index_rows)
+    def first(self) -> combined_writes.First:
+        version = combined_writes.Version(self.type, self.id, self.method, self.index_rows)
+        return combined_writes.First(version, self.moment, self.content)
 
 
 async def insert_new(connection: AsyncConnection, resources: list[NewResource]) -> None:
@@ -333,12 +401,7 @@ async def insert_new(connection: AsyncConnection, resources: list[NewResource]) 
     if not resources:
         return
     if connection.dialect.name == "postgresql":
-        statement, params = combined_writes.first_versions(
-            [r.version for r in resources],
-            [r.moment for r in resources],
-            [r.content for r in resources],
-        )
-        await written(connection, statement, params)
+        await written(connection, *combined_writes.first_versions([r.first for r in resources]))
         return
     inserted = await insert_rows(
         connection,
