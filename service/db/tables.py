@@ -61,7 +61,7 @@ resource_version = Table(
     "resource_version",
     metadata,
     Column("seq", BigPk, primary_key=True, autoincrement=True),
-    Column("resource_pk", BigInteger, ForeignKey("resource.pk"), nullable=False),
+    Column("resource_pk", BigInteger, nullable=False),  # no foreign key: migration 0005
     Column("type", String(64), nullable=False),
     Column("id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
@@ -81,7 +81,7 @@ def _index_table(name: str, *value_columns: Column[object]) -> Table:
     return Table(
         name,
         metadata,
-        Column("resource_pk", BigInteger, ForeignKey("resource.pk"), nullable=False),
+        Column("resource_pk", BigInteger, nullable=False),  # no foreign key: migration 0005
         Column("resource_type", String(64), nullable=False),
         Column("param", String(64), nullable=False),
         *value_columns,
