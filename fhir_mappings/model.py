@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fhir_core.utils import is_primitive_type
 from pydantic import BaseModel, ValidationError
 
 from fhir_mappings import null_elements
@@ -86,15 +87,18 @@ def _is_union_tag(step: Any) -> bool:
 
 @cache
 def _fields(cls: type[BaseModel]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Per field of a model class: the codes it allows and the types it may refer to (both
-    empty for most fields), read once from the field's FHIR metadata."""
+    """Per field of a model class that the walk must look at, the codes it allows and the
+    types it may refer to, read once from the field's FHIR metadata. A primitive field
+    without a value set is left out: it can hold neither a reference nor a code to check,
+    and most elements are such."""
     fields = {}
     for name, info in cls.model_fields.items():
         extra: dict[str, Any] = (
             info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         )
         codes = tuple(extra.get("enum_values") or ())
-        fields[name] = (codes, tuple(extra.get("enum_reference_types") or ()))
+        if codes or not is_primitive_type(info):
+            fields[name] = (codes, tuple(extra.get("enum_reference_types") or ()))
     return fields
 
 
@@ -111,10 +115,13 @@ def _inspect(
     """
     fields = _fields(type(model))
     for name in model.model_fields_set:
-        value = getattr(model, name)
-        if value is None or name not in fields:
+        field = fields.get(name)
+        if field is None:
             continue
-        codes, targets = fields[name]
+        value = getattr(model, name)
+        if value is None:
+            continue
+        codes, targets = field
         items = enumerate(value) if isinstance(value, list) else ((None, value),)
         for index, item in items:
             if isinstance(item, BaseModel):

@@ -257,6 +257,17 @@ class Interactions:
         six. A write that lost a race is prepared again from what won. None: take the locked
         way (a create, a hook with work to do in a transaction, or a resource too contended).
         """
+        async with self.database.one_connection():
+            return await self._update_unlocked(resource_type, resource_id, body, sites, if_match)
+
+    async def _update_unlocked(
+        self,
+        resource_type: str,
+        resource_id: str,
+        body: dict[str, Any],
+        sites: list[model.ReferenceSite],
+        if_match: int | None,
+    ) -> Outcome | None:
         for _ in range(_UNLOCKED_ATTEMPTS):
             previous = await repository.current_now(self.database, resource_type, resource_id)
             if previous is None or previous[1].deleted:
