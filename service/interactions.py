@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -184,6 +184,18 @@ class Interactions:
     ) -> Outcome:
         body = _without_id(body)
         sites = self._validated(resource_type, body, None)
+        if if_none_exist is None and within is None and not self.database.is_sqlite:
+            resource_id = assigned_id or self.ids()
+            write, batch = self._next_version(resource_type, resource_id, body, None, "POST")
+            if not need_database(self.hooks, batch):
+                # As an update that no hook needs a transaction for (``_update_alone``):
+                # the reference check, then one statement that writes everything.
+                async with self.database.one_connection():
+                    await self._check_references(None, [(resource_type, resource_id, sites)], None)
+                    write = self._with_companions(write, batch)
+                    with _created_concurrently(write):
+                        stored = await repository.save_alone(self.database, write)
+                return Outcome(stored, created=True)
         async with self._writing(within) as connection:
             if if_none_exist is not None:
                 match = await self.single_match(connection, resource_type, if_none_exist)
@@ -212,9 +224,9 @@ class Interactions:
         )
         new = [self._first_version(c) for c in creations]
         batch = [Written(n.stored, c.body, None) for n, c in zip(new, creations, strict=True)]
-        companions = checked(self.hooks, batch)
+        companions, rows = checked(self.hooks, batch)
         try:
-            await repository.insert_new(connection, new + companions)
+            await repository.insert_new(connection, new + companions, rows)
         except IntegrityError as error:
             raise Conflict("A resource of the bundle was created concurrently; retry") from error
         await run_hooks(self.hooks, connection, batch)
@@ -279,7 +291,7 @@ class Interactions:
             if need_database(self.hooks, batch):
                 return None
             await self._check_references(None, [(resource_type, resource_id, sites)], None)
-            write = replace(write, companions=checked(self.hooks, batch))
+            write = self._with_companions(write, batch)
             try:
                 return Outcome(await repository.save_alone(self.database, write), created=False)
             except repository.VersionMoved:
@@ -488,15 +500,18 @@ class Interactions:
         """Store the next version in the caller's transaction, the previous one locked, with
         what the hooks store and do beside it."""
         write, batch = self._next_version(resource_type, resource_id, body, previous, method)
-        write = replace(write, companions=checked(self.hooks, batch))
-        try:
+        write = self._with_companions(write, batch)
+        with _created_concurrently(write):
             stored = await repository.save(connection, write)
-        except IntegrityError as error:  # a concurrent create of the same id won
-            raise Conflict(
-                f"{resource_type}/{resource_id} was created concurrently; retry"
-            ) from error
         await run_hooks(self.hooks, connection, batch)
         return stored
+
+    def _with_companions(
+        self, write: repository.NextVersion, batch: list[Written]
+    ) -> repository.NextVersion:
+        """The hooks' checks of the batch passed, the write with what they store beside it."""
+        companions, rows = checked(self.hooks, batch)
+        return replace(write, companions=companions, rows=rows)
 
     def _next_version(
         self,
@@ -735,6 +750,15 @@ class Interactions:
             elif (target_type, target_id) != (resource_type, resource_id):
                 wanted[(target_type, target_id)] = site
         return issues, wanted
+
+
+@contextmanager
+def _created_concurrently(write: repository.NextVersion) -> Iterator[None]:
+    """A unique-key violation while storing a write: a concurrent create of the same id won."""
+    try:
+        yield
+    except IntegrityError as error:
+        raise Conflict(f"{write.type}/{write.id} was created concurrently; retry") from error
 
 
 def _criteria_lock(parsed: search_criteria.Criteria) -> int:

@@ -8,8 +8,9 @@ in three steps:
 
 1. ``check``: what needs no database, before anything is written; raising a ``FhirError``
    refuses the whole write.
-2. ``companions``: resources stored in the same statement as the write (a Provenance), so
-   they cost no statement of their own; a write is one statement, not one per hook.
+2. ``companions`` and ``companion_rows``: resources (a Provenance) and rows of other tables
+   (the projection of a new resource) stored by the same statement as the write, so they
+   cost no statement of their own; a write is one statement, not one per hook.
 3. ``write_batch``: work inside the write's transaction, after the rows are written (the
    keyworking projection); raising refuses the whole write, rolled back. ``needs_database``
    says whether a batch has any: when no hook has, an update is one statement with no
@@ -29,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.storage.combined_writes import TableRows
 from service.storage.repository import NewResource, Stored
 
 
@@ -62,6 +64,10 @@ class WriteHook:
         """First versions of resources to store with the batch, in its statement."""
         return []
 
+    def companion_rows(self, batch: Sequence[Written]) -> list[TableRows]:
+        """Rows of other tables to store with the batch, in its statement."""
+        return []
+
     def needs_database(self, batch: Sequence[Written]) -> bool:
         """Whether ``write_batch`` has work for this batch."""
         return False
@@ -70,11 +76,14 @@ class WriteHook:
         """Work inside the write's transaction, after its rows are written."""
 
 
-def checked(hooks: Sequence[WriteHook], batch: Sequence[Written]) -> list[NewResource]:
+def checked(
+    hooks: Sequence[WriteHook], batch: Sequence[Written]
+) -> tuple[list[NewResource], list[TableRows]]:
     """Every hook's check of the batch, then the companions they want stored with it."""
     for hook in hooks:
         hook.check(batch)
-    return [companion for hook in hooks for companion in hook.companions(batch)]
+    resources = [companion for hook in hooks for companion in hook.companions(batch)]
+    return resources, [rows for hook in hooks for rows in hook.companion_rows(batch)]
 
 
 def need_database(hooks: Sequence[WriteHook], batch: Sequence[Written]) -> bool:

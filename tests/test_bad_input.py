@@ -306,6 +306,15 @@ CASES = [
         422,
         expression="CareTeam.subject",
     ),
+    Case(
+        "empty-reference-id-on-update",
+        "PUT",
+        "/CareTeam/{tid}",
+        FHIR,
+        team(id="{tid}", subject={"reference": "Patient/"}),
+        422,
+        expression="CareTeam.subject",
+    ),
     # -- versions and conditional interactions -------------------------------------------
     Case(
         "stale-if-match",

@@ -83,13 +83,17 @@ class PlanRow:
 
 
 def reference(value: Any) -> str | None:
-    """``Type/id`` of a local relative or absolute reference, else None."""
+    """``Type/id`` of a local relative or absolute reference, else None (a malformed one,
+    such as ``Patient/``, included: projections may be taken before references are checked).
+    """
     if not isinstance(value, Mapping):
         return None
     ref = value.get("reference")
     if not isinstance(ref, str) or ref.startswith("#") or "/" not in ref:
         return None
     parts = ref.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-2] or not parts[-1]:
+        return None
     return f"{parts[-2]}/{parts[-1]}"
 
 

@@ -1,10 +1,11 @@
 """The keyworking write hook: keep the projection current and enforce the rules on every write.
 
-The rules one resource meets on its own are checked before anything is written; the
-projection, and the rule that needs other CareTeams, run inside the write's transaction
-(``service.write_hooks``). A broken rule raises ``Unprocessable`` with every issue found, so
-the write is refused whole and nothing of it (resource version, index rows or projection
-rows) is kept.
+The rules one resource meets on its own are checked before anything is written. The
+projection of a resource's first version is rows inserted by the write's own statement;
+replacing the projection of a stored resource, and the rule that needs the patient's other
+CareTeams, run inside the write's transaction (``service.write_hooks``). A broken rule
+raises ``Unprocessable`` with every issue found, so the write is refused whole and nothing of
+it (resource version, index rows or projection rows) is kept.
 
 The one-accountable-professional rule needs the patient's other CareTeams, which another
 process may be changing at the same moment. On PostgreSQL a transaction-scoped advisory lock
@@ -25,6 +26,7 @@ from fhir_mappings.keyworking.projection import Assignment
 from fhir_mappings.keyworking.terminology import ACCOUNTABLE
 from service.errors import Unprocessable
 from service.keyworking import store
+from service.storage.combined_writes import TableRows
 from service.storage.repository import advisory_locks, lock_key
 from service.write_hooks import WriteHook, Written
 
@@ -44,14 +46,35 @@ class KeyworkingHook(WriteHook):
         for written in batch:
             _check(written)
 
+    def companion_rows(self, batch: Sequence[Written]) -> list[TableRows]:
+        """The projection of first versions no rule needs the database for, inserted by the
+        write's own statement."""
+        new = [w for w in batch if _only_rows(w)]
+        if not new:
+            return []
+        of_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for written in new:
+            assert written.body is not None  # a first version has a body
+            of_type.setdefault(written.stored.type, []).append((written.stored.id, written.body))
+        plans = ((i, projection.care_plan(i, body)) for i, body in of_type.get("CarePlan", ()))
+        return store.new_rows(
+            {f"Patient/{i}": projection.patient(i, body) for i, body in of_type.get("Patient", ())},
+            [
+                projection.practitioner_role(i, body)
+                for i, body in of_type.get("PractitionerRole", ())
+            ],
+            {i: plan for i, plan in plans if plan is not None},
+            [a for i, body in of_type.get("CareTeam", ()) for a in projection.care_team(i, body)],
+        )
+
     def needs_database(self, batch: Sequence[Written]) -> bool:
-        return not all(_projects_alike(written) for written in batch)
+        return not all(_projects_alike(w) or _only_rows(w) for w in batch)
 
     async def write_batch(self, connection: AsyncConnection, batch: Sequence[Written]) -> None:
         of_type: dict[str, dict[str, dict[str, Any] | None]] = {}
         stored: dict[str, set[str]] = {}  # type -> ids that were written before this batch
         for written in batch:
-            if _projects_alike(written):
+            if _projects_alike(written) or _only_rows(written):
                 continue
             resource_type, resource_id = written.stored.type, written.stored.id
             of_type.setdefault(resource_type, {})[resource_id] = written.body
@@ -104,7 +127,7 @@ class KeyworkingHook(WriteHook):
         accountable = {  # team -> its patient, for the teams with an accountable professional
             team: team_rows[0].patient
             for team, team_rows in rows.items()
-            if any(r.role == ACCOUNTABLE and r.team_active for r in team_rows)
+            if _names_accountable(team_rows)
         }
         if accountable:
             aliases = await _aliases(connection, set(accountable.values()))
@@ -153,6 +176,23 @@ def _projects_alike(written: Written) -> bool:
         return False
     resource_id = written.stored.id
     return bool(project(resource_id, body) == project(resource_id, previous.body))
+
+
+def _only_rows(written: Written) -> bool:
+    """Whether a write's projection is rows to insert and nothing more: the first version of
+    a projected resource, unless it is a CareTeam with an accountable professional (whose
+    rule reads the patient's other teams, under a lock)."""
+    resource_type, body = written.stored.type, written.body
+    if written.previous is not None or body is None or resource_type not in _PROJECTIONS:
+        return False
+    if resource_type != "CareTeam":
+        return True
+    return not _names_accountable(projection.care_team(written.stored.id, body))
+
+
+def _names_accountable(team: Sequence[Assignment]) -> bool:
+    """Whether an active team names an accountable professional (the rule's business)."""
+    return any(a.role == ACCOUNTABLE and a.team_active for a in team)
 
 
 def _check(written: Written) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_mappings.keyworking.projection import Assignment, PatientRow, PlanRow, Role
 from service.db.engine import Database
 from service.db.tables import kw_assignment, kw_patient, kw_patient_identifier, kw_plan, kw_role
+from service.storage.combined_writes import TableRows
 from service.storage.repository import insert_rows
 
 
@@ -99,26 +100,26 @@ async def replace_assignments(
             delete(kw_assignment).where(kw_assignment.c.care_team.in_(list(stored)))
         )
     if rows:
-        await insert_rows(
-            connection,
-            kw_assignment,
-            [
-                {
-                    "care_team": a.care_team,
-                    "idx": a.participant,
-                    "patient": a.patient,
-                    "role": a.role,
-                    "member": a.member,
-                    "member_display": a.member_display,
-                    "organization": a.organization,
-                    "starts": a.start,
-                    "ends": a.end,
-                    "team_active": a.team_active,
-                    "role_concepts": orjson.dumps(a.role_concepts),
-                }
-                for a in rows
-            ],
-        )
+        await insert_rows(connection, kw_assignment, _assignment_rows(rows))
+
+
+def _assignment_rows(rows: Sequence[Assignment]) -> list[dict[str, Any]]:
+    return [
+        {
+            "care_team": a.care_team,
+            "idx": a.participant,
+            "patient": a.patient,
+            "role": a.role,
+            "member": a.member,
+            "member_display": a.member_display,
+            "organization": a.organization,
+            "starts": a.start,
+            "ends": a.end,
+            "team_active": a.team_active,
+            "role_concepts": orjson.dumps(a.role_concepts),
+        }
+        for a in rows
+    ]
 
 
 async def replace_roles(
@@ -129,23 +130,23 @@ async def replace_roles(
         await connection.execute(delete(kw_role).where(kw_role.c.reference.in_(list(stored))))
     kept = [role for role in roles.values() if role is not None]
     if kept:
-        await insert_rows(
-            connection,
-            kw_role,
-            [
-                {
-                    "reference": role.reference,
-                    "practitioner": role.practitioner,
-                    "organization": role.organization,
-                    "active": role.active,
-                    "display": role.display,
-                    "organization_display": role.organization_display,
-                    "telecom": orjson.dumps(role.telecom),
-                    "leave": orjson.dumps(role.leave),
-                }
-                for role in kept
-            ],
-        )
+        await insert_rows(connection, kw_role, _role_rows(kept))
+
+
+def _role_rows(roles: Sequence[Role]) -> list[dict[str, Any]]:
+    return [
+        {
+            "reference": role.reference,
+            "practitioner": role.practitioner,
+            "organization": role.organization,
+            "active": role.active,
+            "display": role.display,
+            "organization_display": role.organization_display,
+            "telecom": orjson.dumps(role.telecom),
+            "leave": orjson.dumps(role.leave),
+        }
+        for role in roles
+    ]
 
 
 async def replace_patients(
@@ -159,23 +160,29 @@ async def replace_patients(
         )
         await connection.execute(delete(kw_patient).where(kw_patient.c.reference.in_(references)))
     kept = {reference: row for reference, row in patients.items() if row is not None}
-    if not kept:
-        return
-    await insert_rows(
-        connection,
-        kw_patient,
-        [
-            {"reference": reference, "display": row.display, "organization": row.organization}
-            for reference, row in kept.items()
-        ],
-    )
-    identifiers = [
-        {"patient": reference, "identifier": key}
-        for reference, row in kept.items()
-        for key in dict.fromkeys(row.identifiers)
+    for batch in _patient_rows(kept):
+        await insert_rows(connection, batch.table, batch.rows)
+
+
+def _patient_rows(patients: Mapping[str, PatientRow]) -> list[TableRows]:
+    """kw_patient's rows, then (they refer to them) kw_patient_identifier's."""
+    return [
+        TableRows(
+            kw_patient,
+            [
+                {"reference": reference, "display": row.display, "organization": row.organization}
+                for reference, row in patients.items()
+            ],
+        ),
+        TableRows(
+            kw_patient_identifier,
+            [
+                {"patient": reference, "identifier": key}
+                for reference, row in patients.items()
+                for key in dict.fromkeys(row.identifiers)
+            ],
+        ),
     ]
-    if identifiers:
-        await insert_rows(connection, kw_patient_identifier, identifiers)
 
 
 async def replace_plans(
@@ -184,22 +191,38 @@ async def replace_plans(
     """Each CarePlan id's row becomes its PlanRow, or goes (None: deleted or no patient)."""
     if stored:
         await connection.execute(delete(kw_plan).where(kw_plan.c.care_plan.in_(list(stored))))
-    kept = [(care_plan, plan) for care_plan, plan in plans.items() if plan is not None]
+    kept = {care_plan: plan for care_plan, plan in plans.items() if plan is not None}
     if kept:
-        await insert_rows(
-            connection,
-            kw_plan,
-            [
-                {
-                    "care_plan": care_plan,
-                    "patient": plan.patient,
-                    "active": plan.active,
-                    "review_due": plan.review_due,
-                    "unperformed": ",".join(map(str, plan.unperformed)),
-                }
-                for care_plan, plan in kept
-            ],
-        )
+        await insert_rows(connection, kw_plan, _plan_rows(kept))
+
+
+def _plan_rows(plans: Mapping[str, PlanRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "care_plan": care_plan,
+            "patient": plan.patient,
+            "active": plan.active,
+            "review_due": plan.review_due,
+            "unperformed": ",".join(map(str, plan.unperformed)),
+        }
+        for care_plan, plan in plans.items()
+    ]
+
+
+def new_rows(
+    patients: Mapping[str, PatientRow],
+    roles: Sequence[Role],
+    plans: Mapping[str, PlanRow],
+    assignments: Sequence[Assignment],
+) -> list[TableRows]:
+    """The projection of resources stored for the first time, as rows to insert with them
+    (``TableRows``, in an order that inserts a Patient's row before its identifiers')."""
+    return [
+        *_patient_rows(patients),
+        TableRows(kw_role, _role_rows(roles)),
+        TableRows(kw_plan, _plan_rows(plans)),
+        TableRows(kw_assignment, _assignment_rows(assignments)),
+    ]
 
 
 # -- reads -------------------------------------------------------------------------------------

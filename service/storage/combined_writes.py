@@ -61,13 +61,24 @@ class First:
     content: bytes
 
 
-def first_versions(firsts: Sequence[First]) -> tuple[TextClause, dict[str, Any]]:
-    """Version 1 of resources not stored before; a duplicate (type, id) is an IntegrityError.
-    The statement answers how many it stored."""
+@dataclass(frozen=True)
+class TableRows:
+    """Rows of another table to insert with the versions (a projection of them), all with
+    the same keys."""
+
+    table: Table
+    rows: Sequence[Mapping[str, Any]]
+
+
+def first_versions(
+    firsts: Sequence[First], extra: Sequence[TableRows] = ()
+) -> tuple[TextClause, dict[str, Any]]:
+    """Version 1 of resources not stored before, and the ``extra`` rows; a duplicate
+    (type, id) is an IntegrityError. The statement answers how many versions it stored."""
     params = _version_params([f.version for f in firsts])
     params.update(_first_params(firsts))
     kinds = _kinds(params, [(f.version, None) for f in firsts])
-    return _statement(False, True, (), kinds), params
+    return _statement(False, True, (), kinds, _extra(params, extra)), params
 
 
 def next_version(
@@ -82,11 +93,13 @@ def next_version(
     stale: Sequence[str],
     dropped: Sequence[str],
     companions: Sequence[First] = (),
+    extra: Sequence[TableRows] = (),
 ) -> tuple[TextClause, dict[str, Any]]:
     """A new version of the resource row ``pk``, written only while that row is at version
     ``replacing``: index rows of the ``dropped`` kinds are deleted, and the version's rows of
     the ``stale`` kinds inserted (other kinds are kept). The ``companions`` are stored with
-    it, or not at all. The statement answers 1 when it wrote, 0 when the row had moved on.
+    it, or not at all, and so are the ``extra`` rows. The statement answers 1 when it wrote,
+    0 when the row had moved on.
     """
     params = _version_params([version, *(c.version for c in companions)])
     params.update(
@@ -95,7 +108,8 @@ def next_version(
     if companions:
         params.update(_first_params(companions))
     owned = [(version, stale), *((c.version, None) for c in companions)]
-    return _statement(True, bool(companions), tuple(dropped), _kinds(params, owned)), params
+    kinds = _kinds(params, owned)
+    return _statement(True, bool(companions), tuple(dropped), kinds, _extra(params, extra)), params
 
 
 _FIRST = (
@@ -159,22 +173,41 @@ def _kinds(
     return tuple(kinds)
 
 
+def _extra(
+    params: dict[str, Any], extra: Sequence[TableRows]
+) -> tuple[tuple[Table, tuple[str, ...]], ...]:
+    """Add the extra rows' arrays to ``params``; (table, columns) of each batch of rows."""
+    shapes: list[tuple[Table, tuple[str, ...]]] = []
+    for batch in extra:
+        if batch.rows:
+            names = tuple(batch.rows[0])
+            for name in names:
+                params[f"x{len(shapes)}_{name}"] = [row[name] for row in batch.rows]
+            shapes.append((batch.table, names))
+    return tuple(shapes)
+
+
 def _values(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.c if c.name not in ("resource_pk", "resource_type"))
 
 
 @cache
 def _statement(
-    updates: bool, inserts: bool, dropped: tuple[str, ...], kinds: tuple[str, ...]
+    updates: bool,
+    inserts: bool,
+    dropped: tuple[str, ...],
+    kinds: tuple[str, ...],
+    extra: tuple[tuple[Table, tuple[str, ...]], ...] = (),
 ) -> TextClause:
     """``updates``: one row updated (``upd``); ``inserts``: first versions (``ins``), after
-    the update when there is one and only if it wrote. ``new`` is every row written."""
+    the update when there is one and only if it wrote. ``new`` is every row written. Each
+    ``extra`` (table, columns) inserts rows of another table, only if the update wrote."""
     ctes = []
+    only_if = " WHERE EXISTS (SELECT 1 FROM upd)" if updates else ""
     if updates:
         ctes.append(_NEXT.format(returned=_RETURNED))
     if inserts:
-        guard = " WHERE EXISTS (SELECT 1 FROM upd)" if updates else ""
-        ctes.append(_FIRST.format(guard=guard, returned=_RETURNED))
+        ctes.append(_FIRST.format(guard=only_if, returned=_RETURNED))
     parts = (["SELECT * FROM upd"] if updates else []) + (["SELECT * FROM ins"] if inserts else [])
     ctes.append(f"new AS ({' UNION ALL '.join(parts)})")
     ctes.append(_VERSIONS)
@@ -193,6 +226,13 @@ def _statement(
             f" SELECT new.pk, new.type, {', '.join(f'u.{n}' for n in names)} FROM new"
             f" JOIN unnest(CAST(:{kind}__type AS TEXT[]), CAST(:{kind}__id AS TEXT[]),"
             f" {arrays}) AS u(t, i, {columns}) ON new.type = u.t AND new.id = u.i)"
+        )
+    for n, (table, names) in enumerate(extra):
+        arrays = ", ".join(f"CAST(:x{n}_{name} AS {array_type(table, name)})" for name in names)
+        columns = ", ".join(f'"{name}"' for name in names)
+        ctes.append(
+            f'x{n} AS (INSERT INTO "{table.name}" ({columns})'
+            f" SELECT * FROM unnest({arrays}) AS u({columns}){only_if})"
         )
     counted = "upd" if updates else "new"
     return text("WITH " + ", ".join(ctes) + f" SELECT count(*) FROM {counted}")

@@ -34,7 +34,7 @@ from service.db.tables import INDEX_TABLES, resource, resource_version
 from service.errors import BadRequest
 from service.search.dates import instant
 from service.storage import combined_writes
-from service.storage.combined_writes import array_type
+from service.storage.combined_writes import TableRows, array_type
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,8 @@ class NextVersion:
     them (None: unknown). Then only the kinds of rows that differ are replaced: an update
     that changes no searchable value (a team's name, say) writes no index rows at all,
     where it used to delete and insert every kind, a dozen statements. ``companions`` are
-    first versions of other resources (a Provenance) stored with it or not at all.
+    first versions of other resources (a Provenance), and ``rows`` rows of other tables (a
+    projection), stored with it or not at all.
     """
 
     type: str
@@ -265,6 +266,7 @@ class NextVersion:
     replaced_rows: Mapping[str, list[dict[str, Any]]] | None = None
     deleted: bool = False
     companions: Sequence[NewResource] = ()
+    rows: Sequence[TableRows] = ()
 
     @property
     def stored(self) -> Stored:
@@ -292,7 +294,7 @@ class NextVersion:
         if self.previous is None:
             assert self.number == 1 and not self.deleted  # a resource's first row is version 1
             first = combined_writes.First(version, self.moment, self.content)
-            return combined_writes.first_versions([first, *companions])
+            return combined_writes.first_versions([first, *companions], self.rows)
         stale = self.stale
         return combined_writes.next_version(
             self.previous[0],
@@ -305,6 +307,7 @@ class NextVersion:
             stale=stale,
             dropped=self.dropped(stale),
             companions=companions,
+            extra=self.rows,
         )
 
 
@@ -345,7 +348,7 @@ async def save(connection: AsyncConnection, write: NextVersion) -> Stored:
                 insert(INDEX_TABLES[kind]),
                 [{"resource_pk": pk, "resource_type": write.type, **r} for r in rows],
             )
-    await insert_new(connection, list(write.companions))
+    await insert_new(connection, list(write.companions), write.rows)
     return write.stored
 
 
@@ -390,18 +393,24 @@ class NewResource:
         return combined_writes.First(version, self.moment, self.content)
 
 
-async def insert_new(connection: AsyncConnection, resources: list[NewResource]) -> None:
-    """Write many first versions at once: on PostgreSQL one statement in all
-    (``combined_writes``), on SQLite one statement per table; never one per resource.
+async def insert_new(
+    connection: AsyncConnection, resources: list[NewResource], extra: Sequence[TableRows] = ()
+) -> None:
+    """Write many first versions at once, and ``extra`` rows of other tables with them: on
+    PostgreSQL one statement in all (``combined_writes``), on SQLite one statement per
+    table; never one per resource.
 
     The batched audit writer, Provenance and the creates of a transaction Bundle call this;
     a request path writing one version of a resource uses ``save``. A resource that exists
     already raises ``IntegrityError`` (the unique (type, id) key).
     """
-    if not resources:
+    if resources and connection.dialect.name == "postgresql":
+        firsts = [r.first for r in resources]
+        await written(connection, *combined_writes.first_versions(firsts, extra))
         return
-    if connection.dialect.name == "postgresql":
-        await written(connection, *combined_writes.first_versions([r.first for r in resources]))
+    for batch in extra:
+        await insert_rows(connection, batch.table, batch.rows)
+    if not resources:
         return
     inserted = await insert_rows(
         connection,
