@@ -3,10 +3,13 @@ unknown-parameter handling, and how the registry publishes it all."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from service.routes import search as search_routes
 from service.search.parameters import search_parameter_resources
 from tests.test_search_seed import FHIR, ROLE, SEED, seed
 
@@ -230,3 +233,55 @@ async def test_page_size_and_search_limits_come_from_settings(
     refused = await client.get("/CareTeam?status=active&status=active&status=active&_count=2")
     assert refused.status_code == 400
     assert refused.json()["issue"][0]["code"] == "too-costly"
+
+
+INCLUDE_SEARCHES = (
+    "/CareTeam?_include=CareTeam:participant&_count=2",
+    "/CareTeam?_include=*&_sort=status,-date&_count=2",
+    "/Patient?_revinclude=CareTeam:subject&_sort=-birthdate&_count=1",
+    "/CareTeam?_revinclude=CarePlan:care-team&_include=CareTeam:subject&_count=3",
+    "/Practitioner?_revinclude=*&_count=1",
+    "/CarePlan?_include=CarePlan:based-on&_count=2",
+    "/CareTeam?_include=*&_revinclude=*&_count=50",
+)
+
+
+async def _pages(client: httpx.AsyncClient, url: str) -> list[list[tuple[str, str]]]:
+    """Every page forward, then back again from the last, as (mode, reference) entries."""
+    pages, seen = [], []
+    bundle: Bundle | None = await _bundle(client, url)
+    while bundle is not None:
+        seen.append(bundle)
+        following = _link(bundle, "next")
+        bundle = await _bundle(client, following) if following else None
+    back = _link(seen[-1], "previous")
+    while back:
+        earlier = await _bundle(client, back)
+        seen.append(earlier)
+        back = _link(earlier, "previous")
+    for bundle in seen:
+        pages.append(
+            [
+                (e["search"]["mode"], f"{e['resource']['resourceType']}/{e['resource'].get('id')}")
+                for e in bundle.get("entry", [])
+            ]
+        )
+    return pages
+
+
+async def test_a_page_with_its_includes_in_one_statement_answers_as_two_would(
+    client: httpx.AsyncClient,
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL a page and its first include round are one statement; the answers, page
+    by page in both directions and with the include limit cutting, are those of the page and
+    the round run one after the other."""
+    await seed(client)
+    limited = await app_factory(search_max_included=2)
+    clients = (client, limited)
+    combined = [await _pages(c, url) for c in clients for url in INCLUDE_SEARCHES]
+    monkeypatch.setattr(search_routes, "page_links", lambda *_: ())
+    separate = [await _pages(c, url) for c in clients for url in INCLUDE_SEARCHES]
+    assert combined == separate
+    assert any(mode == "include" for pages in combined for page in pages for mode, _ in page)

@@ -29,7 +29,7 @@ from service.search import runner
 from service.search.controls import CONTROL_PARAMETERS, Controls, parse_controls
 from service.search.criteria import Criteria, Criterion, Limits, parse
 from service.search.dates import instant
-from service.search.includes import Found, included
+from service.search.includes import Found, included, page_links, page_with_included
 from service.search.parameters import JOURNALED_TYPES
 from service.search.projection import project
 from service.search.sql import Planner
@@ -184,12 +184,33 @@ async def _run(
                 )
                 matches = [Found(pk, resource_type, i, c) for pk, i, c in found.rows]
                 return found, matched, matches, [], False
-            found = (
-                runner.Page([], [], [], False)
-                if controls.summary == "count"
-                else await runner.page(
+            # On PostgreSQL a page and its first include round are one statement.
+            links = (
+                page_links(controls.includes, resource_type, planner)
+                if reader.postgres and controls.includes and controls.summary != "count"
+                else ()
+            )
+            extra: list[Found] = []
+            cut = False
+            if links:
+                found, extra, cut = await page_with_included(
                     reader,
-                    criteria.resource_type,
+                    resource_type,
+                    condition,
+                    planner,
+                    controls.sort,
+                    links,
+                    count=controls.count,
+                    position=position,
+                    forward=forward,
+                    limit=settings.search_max_included,
+                )
+            elif controls.summary == "count":
+                found = runner.Page([], [], [], False)
+            else:
+                found = await runner.page(
+                    reader,
+                    resource_type,
                     condition,
                     planner.params,
                     controls.sort,
@@ -197,22 +218,14 @@ async def _run(
                     position=position,
                     forward=forward,
                 )
-            )
             matched = (
                 await runner.total(reader, condition, planner.params) if controls.total else None
             )
-            matches = [Found(pk, criteria.resource_type, i, c) for pk, i, c in found.rows]
-            extra, cut = (
-                await included(
-                    reader,
-                    controls.includes,
-                    matches,
-                    scope.planner,
-                    settings.search_max_included,
+            matches = [Found(pk, resource_type, i, c) for pk, i, c in found.rows]
+            if controls.includes and matches and not links:
+                extra, cut = await included(
+                    reader, controls.includes, matches, scope.planner, settings.search_max_included
                 )
-                if controls.includes and matches
-                else ([], False)
-            )
     except TimeoutError as error:  # the driver cancelled a statement at the limit
         raise BadRequest(
             f"The search ran longer than {settings.search_timeout_ms} ms; narrow it",

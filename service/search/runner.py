@@ -43,7 +43,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class _Key:
+class Key:
     expr: ColumnElement[Any]
     descending: bool
 
@@ -83,17 +83,17 @@ def _value(
     return value, blank
 
 
-def _keys(resource_type: str, sort: Sequence[SortKey], postgres: bool) -> list[_Key]:
-    keys: list[_Key] = []
+def _keys(resource_type: str, sort: Sequence[SortKey], postgres: bool) -> list[Key]:
+    keys: list[Key] = []
     for key in sort:
         value, blank = _value(resource_type, key, postgres)
-        keys.append(_Key(case((value.is_(None), 1), else_=0), False))
-        keys.append(_Key(func.coalesce(value, literal(blank)), key.descending))
-    keys.append(_Key(resource.c.pk, False))
+        keys.append(Key(case((value.is_(None), 1), else_=0), False))
+        keys.append(Key(func.coalesce(value, literal(blank)), key.descending))
+    keys.append(Key(resource.c.pk, False))
     return keys
 
 
-def _beyond(keys: list[_Key], forward: bool) -> ColumnElement[bool]:
+def _beyond(keys: list[Key], forward: bool) -> ColumnElement[bool]:
     """Rows strictly after (``forward``) or before the position in parameters ``k0``..."""
     options = []
     position: list[BindParameter[Any]] = [bindparam(f"k{i}") for i in range(len(keys))]
@@ -106,23 +106,30 @@ def _beyond(keys: list[_Key], forward: bool) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=256)
-def _page_query(
+def page_query(
     resource_type: str,
     condition: ColumnElement[bool],
     sort: tuple[SortKey, ...],
     postgres: bool,
     paged: bool,
     forward: bool,
-) -> tuple[Select[Any], int]:
-    """A page's statement (its limit and position are parameters) and its number of keys:
-    built once per search plan, sort and direction."""
+) -> tuple[Select[Any], tuple[Key, ...]]:
+    """A page's statement (its limit and position are parameters) and its keys: built once
+    per search plan, sort and direction."""
     keys = _keys(resource_type, sort, postgres)
     columns = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
     query = select(resource.c.pk, resource.c.id, resource.c.content, *columns).where(condition)
     if paged:
         query = query.where(_beyond(keys, forward))
-    order = [k.expr.desc() if k.descending == forward else k.expr.asc() for k in keys]
-    return query.order_by(*order).limit(bindparam("limit")), len(keys)
+    return query.order_by(*ordered(keys, forward)).limit(bindparam("limit")), tuple(keys)
+
+
+def ordered(keys: Sequence[Key], forward: bool, *, columns: Any = None) -> list[Any]:
+    """ORDER BY for a page: the keys, or (``columns``) the k0... columns a page's rows carry."""
+    exprs = [k.expr if columns is None else columns[f"k{i}"] for i, k in enumerate(keys)]
+    return [
+        e.desc() if k.descending == forward else e.asc() for e, k in zip(exprs, keys, strict=True)
+    ]
 
 
 async def page(
@@ -137,15 +144,30 @@ async def page(
     forward: bool = True,
 ) -> Page:
     """One page of the resources meeting ``condition`` (whose values are in ``params``)."""
-    query, width = _page_query(
+    query, keys = page_query(
         resource_type, condition, sort, reader.postgres, position is not None, forward
     )
+    arguments = page_arguments(params, count, keys, position)
+    if arguments is None:
+        return Page([], [], [], False)
+    return page_of(list(await reader.rows(query, arguments)), count, forward)
+
+
+def page_arguments(
+    params: Mapping[str, Any], count: int, keys: Sequence[Key], position: Sequence[Any] | None
+) -> dict[str, Any] | None:
+    """A page statement's arguments; None for a position of another search's shape."""
     arguments = {**params, "limit": count + 1}
     if position is not None:
-        if len(position) != width:
-            return Page([], [], [], False)
+        if len(position) != len(keys):
+            return None
         arguments.update((f"k{i}", v) for i, v in enumerate(position))
-    result = list(await reader.rows(query, arguments))
+    return arguments
+
+
+def page_of(result: list[Sequence[Any]], count: int, forward: bool) -> Page:
+    """The page from a page statement's rows (pk, id, content, k0...), one more than
+    ``count`` when more lie beyond, in the statement's order."""
     more = len(result) > count
     result = result[:count]
     if not forward:
