@@ -270,32 +270,23 @@ class Interactions:
         way (a create, a hook with work to do in a transaction, or a resource too contended).
         """
         async with self.database.one_connection():
-            return await self._update_unlocked(resource_type, resource_id, body, sites, if_match)
-
-    async def _update_unlocked(
-        self,
-        resource_type: str,
-        resource_id: str,
-        body: dict[str, Any],
-        sites: list[model.ReferenceSite],
-        if_match: int | None,
-    ) -> Outcome | None:
-        for _ in range(_UNLOCKED_ATTEMPTS):
-            previous = await repository.current_now(self.database, resource_type, resource_id)
-            if previous is None or previous[1].deleted:
-                return None
-            self._check_version(previous[1], if_match)
-            if _same_content(previous[1], body, resource_id):
-                return Outcome(previous[1], created=False, changed=False)
-            write, batch = self._next_version(resource_type, resource_id, body, previous, "PUT")
-            if need_database(self.hooks, batch):
-                return None
-            await self._check_references(None, [(resource_type, resource_id, sites)], None)
-            write = self._with_companions(write, batch)
-            try:
-                return Outcome(await repository.save_alone(self.database, write), created=False)
-            except repository.VersionMoved:
-                continue
+            for _ in range(_UNLOCKED_ATTEMPTS):
+                previous = await repository.current_now(self.database, resource_type, resource_id)
+                if previous is None or previous[1].deleted:
+                    return None
+                self._check_version(previous[1], if_match)
+                if _same_content(previous[1], body, resource_id):
+                    return Outcome(previous[1], created=False, changed=False)
+                write, batch = self._next_version(resource_type, resource_id, body, previous, "PUT")
+                if need_database(self.hooks, batch):
+                    return None
+                await self._check_references(None, [(resource_type, resource_id, sites)], None)
+                write = self._with_companions(write, batch)
+                try:
+                    stored = await repository.save_alone(self.database, write)
+                except repository.VersionMoved:
+                    continue
+                return Outcome(stored, created=False)
         return None
 
     async def conditional_update(

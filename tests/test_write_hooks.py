@@ -17,6 +17,26 @@ from service.write_hooks import SERVER_WRITE, WriteHook, Written
 FHIR = {"Content-Type": "application/fhir+json"}
 
 
+def _refuse_unknown_gender(written: Written) -> None:
+    if written.body and written.body.get("gender") == "unknown":
+        raise Unprocessable(issues=[Issue("refused by hook", expression=("Patient.gender",))])
+
+
+async def _refused_whole(
+    client: httpx.AsyncClient, pid: str, db_state: Callable[[], Awaitable[dict[str, int]]]
+) -> None:
+    """An update to an unknown gender is refused (422, located) and writes nothing."""
+    before = await db_state()
+    refused = await client.put(
+        f"/Patient/{pid}",
+        json={"resourceType": "Patient", "id": pid, "gender": "unknown"},
+        headers=FHIR,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["issue"][0]["expression"] == ["Patient.gender"]
+    assert await db_state() == before
+
+
 class _Refusing(WriteHook):
     """Records every write it sees in the transaction and refuses an unknown gender there,
     after the write's rows are in."""
@@ -32,10 +52,7 @@ class _Refusing(WriteHook):
             self.seen.append(
                 (written.stored.reference, written.stored.version, written.body is None)
             )
-            if written.body and written.body.get("gender") == "unknown":
-                raise Unprocessable(
-                    issues=[Issue("refused by hook", expression=("Patient.gender",))]
-                )
+            _refuse_unknown_gender(written)
 
 
 async def test_hook_sees_every_write_and_can_refuse_it_whole(
@@ -46,15 +63,7 @@ async def test_hook_sees_every_write_and_can_refuse_it_whole(
     client._transport.app.state.interactions.hooks = (hook,)  # type: ignore[attr-defined]
     created = await client.post("/Patient", json={"resourceType": "Patient"}, headers=FHIR)
     pid = created.json()["id"]
-    before = await db_state()
-    refused = await client.put(
-        f"/Patient/{pid}",
-        json={"resourceType": "Patient", "id": pid, "gender": "unknown"},
-        headers=FHIR,
-    )
-    assert refused.status_code == 422
-    assert refused.json()["issue"][0]["expression"] == ["Patient.gender"]
-    assert await db_state() == before
+    await _refused_whole(client, pid, db_state)
     assert (await client.get(f"/Patient/{pid}")).json()["meta"]["versionId"] == "1"
     assert (await client.delete(f"/Patient/{pid}")).status_code == 204
     assert hook.seen == [
@@ -69,8 +78,7 @@ class _Companion(WriteHook):
 
     def check(self, batch: Sequence[Written]) -> None:
         for written in batch:
-            if written.body and written.body.get("gender") == "unknown":
-                raise Unprocessable(issues=[Issue("refused", expression=("Patient.gender",))])
+            _refuse_unknown_gender(written)
 
     def companions(self, batch: Sequence[Written]) -> list[NewResource]:
         return [
@@ -93,14 +101,7 @@ async def test_companions_are_stored_with_the_write_or_not_at_all(
         headers=FHIR,
     )
     assert updated.status_code == 200, updated.text
-    before = await db_state()
-    refused = await client.put(
-        f"/Patient/{pid}",
-        json={"resourceType": "Patient", "id": pid, "gender": "unknown"},
-        headers=FHIR,
-    )
-    assert refused.status_code == 422
-    assert await db_state() == before
+    await _refused_whole(client, pid, db_state)
     assert (await client.delete(f"/Patient/{pid}")).status_code == 204
     found = (await client.get("/Provenance", params={"_count": "50"})).json()
     targets = [e["resource"]["target"][0]["reference"] for e in found.get("entry", [])]
