@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,11 +47,16 @@ write_context: ContextVar[WriteContext] = ContextVar("write_context", default=SE
 
 @dataclass(frozen=True)
 class Written:
-    """One write: the new version, its JSON (None for a deletion) and what it replaces."""
+    """One write: the new version, its JSON (None for a deletion) and what it replaces.
+
+    ``derived`` keeps what a hook works out from the write for its later steps: the same
+    object goes through ``needs_database``, ``check``, the companions and ``write_batch``.
+    """
 
     stored: Stored
     body: dict[str, Any] | None
     previous: Stored | None
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class WriteHook:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings.issues import Issue
+from fhir_mappings.keyworking import projection
 from service.audit.provenance import provenance
 from service.audit.store import first_version
 from service.errors import Unprocessable
@@ -108,3 +111,29 @@ async def test_companions_are_stored_with_the_write_or_not_at_all(
     assert sorted(t for t in targets if t.startswith(f"Patient/{pid}/")) == [
         f"Patient/{pid}/_history/{v}" for v in (1, 2, 3)
     ]
+
+
+async def test_a_new_care_team_is_projected_once_for_every_step(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deciding whether the write needs a transaction, and the rows stored with it, share one
+    projection of the team."""
+    calls: list[str] = []
+    original = projection.care_team
+
+    def counted(team: str, body: dict[str, Any]) -> list[Any]:
+        calls.append(team)
+        return original(team, body)
+
+    monkeypatch.setattr(projection, "care_team", counted)
+    pid = (await client.post("/Patient", json={"resourceType": "Patient"}, headers=FHIR)).json()[
+        "id"
+    ]
+    team = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    created = await client.post("/CareTeam", json=team, headers=FHIR)
+    assert created.status_code == 201, created.text
+    assert calls == [created.json()["id"]]

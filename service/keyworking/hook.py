@@ -64,7 +64,7 @@ class KeyworkingHook(WriteHook):
                 for i, body in of_type.get("PractitionerRole", ())
             ],
             {i: plan for i, plan in plans if plan is not None},
-            [a for i, body in of_type.get("CareTeam", ()) for a in projection.care_team(i, body)],
+            [a for w in new if w.stored.type == "CareTeam" for a in _team_rows(w)],
         )
 
     def needs_database(self, batch: Sequence[Written]) -> bool:
@@ -187,7 +187,16 @@ def _only_rows(written: Written) -> bool:
         return False
     if resource_type != "CareTeam":
         return True
-    return not _names_accountable(projection.care_team(written.stored.id, body))
+    return not _names_accountable(_team_rows(written))
+
+
+def _team_rows(written: Written) -> list[Assignment]:
+    """A written CareTeam's projection, worked out once for all the hook's steps."""
+    rows: list[Assignment] | None = written.derived.get("care_team")
+    if rows is None:
+        assert written.body is not None
+        rows = written.derived["care_team"] = projection.care_team(written.stored.id, written.body)
+    return rows
 
 
 def _names_accountable(team: Sequence[Assignment]) -> bool:
