@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["KEYWORKER_INSECURE_NO_AUTH"] = "true"
     settings = Settings()
     from service.logs import configure
+    from service.response_writes import HttpProtocol
 
     configure(settings.log_level)
     uvicorn.run(
@@ -38,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        http=HttpProtocol,
     )
     return 0
 
