@@ -41,11 +41,11 @@ _MAX_INSPECTED_BYTES = 4 * 1024 * 1024
 _ABOUT = "audit_patients"
 
 
-def about_patients(request: Request, answer: Any, base_url: str) -> None:
-    """Name the patients of the answer a handler is about to send, read from the answer
-    itself: the audit then need not parse the response body (a sixteenth of the CPU of a
-    ``$accountable``, whose answer is many small objects)."""
-    setattr(request.state, _ABOUT, list(patients_of(answer, base_url)))
+def about_patients(request: Request, patient_ids: list[str]) -> None:
+    """Name the patients (by id) of the answer a handler is about to send: the audit then
+    need not parse the response body (a sixteenth of the CPU of a ``$accountable``, whose
+    answer is many small objects), nor the handler walk its answer to find them."""
+    setattr(request.state, _ABOUT, patient_ids)
 
 
 class AuditMiddleware:

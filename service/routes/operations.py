@@ -74,12 +74,12 @@ async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
         raise BadRequest("$accountable needs 'patient' (Patient/id, id or system|value)")
     at = instant_param(request.query_params.get("date"), keyworking.now())
     answer = await keyworking.accountable(patient, at)
-    _require(
-        request,
-        OPERATIONS["accountable"],
-        answer["parameter"][0]["valueReference"].get("reference"),
-    )
-    about_patients(request, answer, keyworking.interactions.base_url)
+    # The answer's first parameter is the person: a Patient's reference, or the identifier
+    # asked about when no Patient carries it.
+    person: str | None = answer["parameter"][0]["valueReference"].get("reference")
+    _require(request, OPERATIONS["accountable"], person)
+    patient = person.removeprefix("Patient/") if person is not None else ""
+    about_patients(request, [patient] if patient != person else [])
     return fhir_response(request, orjson.dumps(answer))
 
 
