@@ -98,9 +98,10 @@ class Database:
     @asynccontextmanager
     async def one_connection(self) -> AsyncIterator[None]:
         """PostgreSQL: the block's ``driver_rows`` statements run on one connection of the
-        read pool, taken once: a pool's acquire and release cost about as much CPU as a short
-        statement, and an update without a lock sends three. The block must not run
-        statements concurrently (one connection runs one at a time)."""
+        read pool, taken once: when more requests than connections are in flight, a write's
+        statements (an update without a lock sends three) do not each queue again behind
+        other requests' reads. The block must not run statements concurrently (one
+        connection runs one at a time)."""
         if self.is_sqlite or self._pinned.get() is not None:
             yield
             return
