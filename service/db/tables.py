@@ -13,14 +13,28 @@ Design (after HAPI's JPA schema, simplified):
 
 Times are stored as integer microseconds since the Unix epoch so that SQLite and PostgreSQL
 compare, sort and page them identically.
+
+Text a client sends is stored whole, whatever its length (``Text``), and never truncated: a
+search must find a long value, and tell it from one that differs only near its end. But
+PostgreSQL refuses an index row over about 2,700 bytes (a third of a page), so no index may
+hold a client's text whole. The search index tables, searched by several columns and by
+prefix, index the ``head`` of each such column (its first ``INDEXED_CHARACTERS``
+characters, 1 KiB at most) in a btree, and a search compares the heads (which the index
+answers) and then the whole values (see ``same``). The keyworking projection, looked up by
+one column and only for equality, indexes it whole with a hash index on PostgreSQL, which
+keeps a fixed-size hash of each value; SQLite has no such limit and no hash index, so there
+the same indexes are btrees.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -28,7 +42,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    and_,
+    func,
 )
 
 metadata = MetaData(
@@ -42,6 +59,26 @@ metadata = MetaData(
 
 # BigInteger autoincrement is not a rowid alias in SQLite; this variant is.
 BigPk = BigInteger().with_variant(Integer(), "sqlite")
+
+# Four bytes a character at most: the heads of two columns and the short ones beside them
+# stay well inside PostgreSQL's limit on an index row.
+INDEXED_CHARACTERS = 256
+
+# Normalised text, searched by prefix as a range of its head: compared in code-point order on
+# PostgreSQL (collation "C"), as SQLite compares text and Python compares strings, so that the
+# range's bounds, worked out in Python, mean the same to the database whatever its locale.
+Normalised = Text(collation="C").with_variant(Text(), "sqlite")
+
+
+def head(value: Any) -> ColumnElement[str]:
+    """The part of a long text column (or of a value compared with one) that is indexed."""
+    return func.substr(value, 1, INDEXED_CHARACTERS)
+
+
+def same(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    """``column`` equals ``value``, written so that the index on the column's head serves it."""
+    return and_(head(column) == head(value), column == value)
+
 
 resource = Table(
     "resource",
@@ -75,9 +112,10 @@ resource_version = Table(
 )
 
 
-def _index_table(name: str, *value_columns: Column[object]) -> Table:
-    """An index table: (resource, parameter) plus the typed value columns."""
-    columns = [c.name for c in value_columns if c.name != "url"]
+def _index_table(name: str, *value_columns: Column[Any]) -> Table:
+    """An index table: (resource, parameter) plus the typed value columns, a long text one
+    by its head (a reference's ``url`` is not indexed)."""
+    columns = [head(c) if isinstance(c.type, Text) else c for c in value_columns if c.name != "url"]
     return Table(
         name,
         metadata,
@@ -92,17 +130,17 @@ def _index_table(name: str, *value_columns: Column[object]) -> Table:
 
 idx_token = _index_table(
     "idx_token",
-    Column("system", String(255), nullable=True),
-    Column("code", String(255), nullable=True),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
 )
 idx_token_text = _index_table(
     "idx_token_text",
-    Column("text", String(255), nullable=False),
+    Column("text", Normalised, nullable=False),
 )
 idx_string = _index_table(
     "idx_string",
-    Column("norm", String(255), nullable=False),
-    Column("exact", String(255), nullable=False),
+    Column("norm", Normalised, nullable=False),
+    Column("exact", Text, nullable=False),
 )
 idx_date = _index_table(
     "idx_date",
@@ -113,14 +151,14 @@ idx_reference = _index_table(
     "idx_reference",
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(255), nullable=True),
-    Column("url", String(1024), nullable=True),
+    Column("url", Text, nullable=True),
 )
 idx_composite = _index_table(
     "idx_composite",
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(255), nullable=True),
-    Column("system", String(255), nullable=True),
-    Column("code", String(255), nullable=True),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
 )
 
 INDEX_TABLES: dict[str, Table] = {
@@ -209,56 +247,62 @@ used_assertion = Table(
 # transaction; the keyworking operations read these and never scan resources. Periods are
 # half-open [starts, ends) in epoch microseconds, NULL for an open bound.
 
+
+def _by_hash(column: str) -> Index:
+    """An index for looking up a projection column's whole value, however long (see above)."""
+    return Index(None, column, postgresql_using="hash")
+
+
 kw_assignment = Table(
     "kw_assignment",
     metadata,
     Column("pk", BigPk, primary_key=True, autoincrement=True),
     Column("care_team", String(64), nullable=False),
     Column("idx", Integer, nullable=False),
-    Column("patient", String(512), nullable=False),
+    Column("patient", Text, nullable=False),
     Column("role", String(64), nullable=False),
-    Column("member", String(512), nullable=False),
-    Column("member_display", String(512), nullable=True),
-    Column("organization", String(512), nullable=True),
+    Column("member", Text, nullable=False),
+    Column("member_display", Text, nullable=True),
+    Column("organization", Text, nullable=True),
     Column("starts", BigInteger, nullable=True),
     Column("ends", BigInteger, nullable=True),
     Column("team_active", Boolean, nullable=False),
     Column("role_concepts", LargeBinary, nullable=False),
-    Index(None, "patient", "role"),
+    _by_hash("patient"),
     Index(None, "care_team"),
-    Index(None, "member"),
+    _by_hash("member"),
 )
 
 kw_role = Table(
     "kw_role",
     metadata,
     Column("reference", String(512), primary_key=True),
-    Column("practitioner", String(512), nullable=True),
-    Column("organization", String(512), nullable=True),
+    Column("practitioner", Text, nullable=True),
+    Column("organization", Text, nullable=True),
     Column("active", Boolean, nullable=False),
-    Column("display", String(512), nullable=True),
-    Column("organization_display", String(512), nullable=True),
+    Column("display", Text, nullable=True),
+    Column("organization_display", Text, nullable=True),
     Column("telecom", LargeBinary, nullable=False),
     Column("leave", LargeBinary, nullable=False),
-    Index(None, "practitioner"),
-    Index(None, "organization"),
+    _by_hash("practitioner"),
+    _by_hash("organization"),
 )
 
 kw_patient = Table(
     "kw_patient",
     metadata,
     Column("reference", String(512), primary_key=True),
-    Column("display", String(512), nullable=True),
-    Column("organization", String(512), nullable=True),
-    Index(None, "organization"),
+    Column("display", Text, nullable=True),
+    Column("organization", Text, nullable=True),
+    _by_hash("organization"),
 )
 
 kw_patient_identifier = Table(
     "kw_patient_identifier",
     metadata,
     Column("patient", String(512), ForeignKey("kw_patient.reference"), nullable=False),
-    Column("identifier", String(1024), nullable=False),
-    Index(None, "identifier"),
+    Column("identifier", Text, nullable=False),
+    _by_hash("identifier"),
     Index(None, "patient"),
 )
 
@@ -266,9 +310,9 @@ kw_plan = Table(
     "kw_plan",
     metadata,
     Column("care_plan", String(64), primary_key=True),
-    Column("patient", String(512), nullable=False),
+    Column("patient", Text, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("review_due", BigInteger, nullable=True),
-    Column("unperformed", String(1024), nullable=False),
-    Index(None, "patient"),
+    Column("unperformed", Text, nullable=False),
+    _by_hash("patient"),
 )

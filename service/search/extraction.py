@@ -17,10 +17,12 @@ from service.search.dates import MAX_US, MIN_US, date_range
 from service.search.parameters import SEARCH_PARAMETERS, SearchParam
 
 Row = dict[str, Any]
-_MAX_TEXT = 255
 # A versioned reference (Provenance.target: ``CareTeam/x/_history/2``) indexes as its resource.
+# Types and ids are at most 64 characters (as the resource table holds them): a longer
+# reference names nothing here and is indexed as a URL, whole. Values are never cut short:
+# the index tables hold them whole (``service.db.tables``).
 _RELATIVE = re.compile(
-    r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})"
+    r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})"
     r"(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
 _STRING_PARTS = [
@@ -41,9 +43,9 @@ _STRING_PARTS = [
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form used by the default string search."""
     if text.isascii():  # most text: nothing to decompose, and lower() is casefold() here
-        return text.lower()[:_MAX_TEXT]
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:_MAX_TEXT]
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def values_at(node: Any, path: str) -> list[Any]:
@@ -87,8 +89,8 @@ def split_reference(reference: str, base_url: str) -> tuple[str | None, str | No
         reference = reference[len(base_url) + 1 :]
     match = _RELATIVE.match(reference)
     if match is None:
-        return None, None, reference[:1024]
-    absolute = reference[:1024] if match.group("base") else None
+        return None, None, reference
+    absolute = reference if match.group("base") else None
     return match.group("type"), match.group("id"), absolute
 
 
@@ -168,7 +170,7 @@ def _reference_rows(param: SearchParam, value: Any, base_url: str) -> Iterator[t
 def _token_rows(param: SearchParam, value: Any) -> Iterator[tuple[str, Row]]:
     for system, code, text in token_values(value):
         if code is not None:
-            yield "token", {"param": param.name, "system": system, "code": code[:_MAX_TEXT]}
+            yield "token", {"param": param.name, "system": system, "code": code}
         if text:
             yield "token_text", {"param": param.name, "text": normalise(text)}
     if isinstance(value, dict) and "value" in value and isinstance(value.get("type"), dict):
@@ -178,7 +180,7 @@ def _token_rows(param: SearchParam, value: Any) -> Iterator[tuple[str, Row]]:
                 {
                     "param": f"{param.name}:of-type",
                     "system": coding.get("system"),
-                    "code": f"{coding.get('code')}|{value['value']}"[:_MAX_TEXT],
+                    "code": f"{coding.get('code')}|{value['value']}",
                 },
             )
 
@@ -211,7 +213,7 @@ def _rows_for(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[s
         yield from _token_rows(param, value)
     elif param.type == "string":
         for text in string_values(value):
-            yield "string", {"param": param.name, "norm": normalise(text), "exact": text[:255]}
+            yield "string", {"param": param.name, "norm": normalise(text), "exact": text}
     elif param.type == "date":
         for low, high in date_values(value):
             yield "date", {"param": param.name, "low": low, "high": high}

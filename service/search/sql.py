@@ -14,6 +14,10 @@ request (building and compiling were half of a search's CPU): a ``Planner`` read
 statement parameters and leaves a ``Match``, a plan holding no value, only the form of each
 one; ``condition(match)`` builds SQL from the plan alone and is cached. Two searches that
 differ only in their values share one plan, one statement and one prepared query.
+
+Long text is indexed by its head (``service.db.tables``): a comparison with such a column
+compares the heads, which the index answers, then the whole values (``same``), and a prefix
+search looks up the range of heads that begin with the prefix, then matches the whole text.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from sqlalchemy import (
 )
 
 from service.db.tables import (
+    INDEXED_CHARACTERS,
+    head,
     idx_composite,
     idx_date,
     idx_reference,
@@ -48,6 +54,7 @@ from service.db.tables import (
     idx_token,
     idx_token_text,
     resource,
+    same,
 )
 from service.search.criteria import DATE_PREFIXES, Criteria, Criterion
 from service.search.dates import date_range
@@ -151,10 +158,9 @@ class Planner:
             prefix, low, high = date_bounds(value)
             return Value(prefix, self.bind(low, high))
         if (param.type == "string" and modifier != "exact") or modifier == "text":
-            pattern = _escaped(normalise(value)) + "%"
-            return Value("like", self.bind("%" + pattern if modifier == "contains" else pattern))
+            return self._text(normalise(value), modifier == "contains")
         if param.type == "string":
-            return Value("exact", self.bind(value))
+            return Value("exact", self.bind(normalise(value), value))
         if param.type == "token" or modifier == "identifier":
             form, parts = token_parts(value)
             return Value(form, self.bind(*parts))
@@ -166,6 +172,16 @@ class Planner:
         if target_type:
             return Value(f"typed {role_form}", self.bind(target_type, target_id, *role_parts))
         return Value(f"id {role_form}", self.bind(member, *role_parts))
+
+    def _text(self, text: str, contains: bool) -> Value:
+        """Normalised text that begins with (or ``contains``) ``text``: a prefix as the range
+        of indexed heads beginning with it, then the pattern on the whole text."""
+        pattern = _escaped(text) + "%"
+        start = text[:INDEXED_CHARACTERS]
+        end = _after(start)
+        if contains or end is None:
+            return Value("like", self.bind("%" + pattern if contains else pattern))
+        return Value("prefix", self.bind(start, end, pattern))
 
     def _reference(self, value: str, modifier: str | None) -> Value:
         target_type, target_id, url = split_reference(value, self.base_url)
@@ -182,6 +198,16 @@ def _escaped(text: str) -> str:
     for special in (_LIKE_ESCAPE, "%", "_"):
         text = text.replace(special, _LIKE_ESCAPE + special)
     return text
+
+
+def _after(prefix: str) -> str | None:
+    """The least text after every text that begins with ``prefix``, in code-point order;
+    None when there is none (an empty prefix)."""
+    kept = prefix.rstrip(chr(0x10FFFF))
+    if not kept:
+        return None
+    following = ord(kept[-1]) + 1
+    return kept[:-1] + chr(0xE000 if 0xD800 <= following < 0xE000 else following)
 
 
 def token_parts(value: str) -> tuple[str, tuple[str, ...]]:
@@ -212,12 +238,12 @@ def token_match(
     system_col: ColumnElement[Any], code_col: ColumnElement[Any], form: str, parts: Sequence[object]
 ) -> ColumnElement[bool]:
     if form == "code":
-        return code_col == parts[0]
+        return same(code_col, parts[0])
     if form == "no-system":
-        return and_(system_col.is_(None), code_col == parts[0])
+        return and_(system_col.is_(None), same(code_col, parts[0]))
     if form == "system":
-        return system_col == parts[0]
-    return and_(system_col == parts[0], code_col == parts[1])
+        return same(system_col, parts[0])
+    return and_(same(system_col, parts[0]), same(code_col, parts[1]))
 
 
 def date_match(
@@ -419,7 +445,7 @@ def _composite(row: FromClause, resource_type: str, term: Term) -> ColumnElement
 def _token(row: FromClause, resource_type: str, term: Term) -> ColumnElement[bool]:
     name, modifier, values = term.param.name, term.modifier, term.values
     if modifier == "text":
-        texts = [idx_token_text.c.text.like(_bind(v)[0], escape=_LIKE_ESCAPE) for v in values]
+        texts = [_text(idx_token_text.c.text, v) for v in values]
         return _exists(idx_token_text, row, resource_type, name, or_(*texts))
     matches = [token_match(idx_token.c.system, idx_token.c.code, v.form, _bind(v)) for v in values]
     indexed = f"{name}:of-type" if modifier == "of-type" else name
@@ -430,12 +456,24 @@ def _token(row: FromClause, resource_type: str, term: Term) -> ColumnElement[boo
 def _string(row: FromClause, resource_type: str, term: Term) -> ColumnElement[bool]:
     matches: list[ColumnElement[bool]] = []
     for value in term.values:
-        (part,) = _bind(value)
         if value.form == "exact":
-            matches.append(idx_string.c.exact == part)
+            norm, exact = _bind(value)
+            matches.append(
+                and_(head(idx_string.c.norm) == head(norm), same(idx_string.c.exact, exact))
+            )
         else:
-            matches.append(idx_string.c.norm.like(part, escape=_LIKE_ESCAPE))
+            matches.append(_text(idx_string.c.norm, value))
     return _exists(idx_string, row, resource_type, term.param.name, or_(*matches))
+
+
+def _text(column: ColumnElement[str], value: Value) -> ColumnElement[bool]:
+    """Normalised text matching a value ``Planner._text`` planned."""
+    *bounds, pattern = _bind(value)
+    matches = column.like(pattern, escape=_LIKE_ESCAPE)
+    if value.form == "like":
+        return matches
+    start, end = bounds
+    return and_(head(column) >= start, head(column) < end, matches)
 
 
 def _exists(
