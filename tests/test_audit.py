@@ -23,6 +23,7 @@ from service.audit.writer import AuditWriter
 from service.db.tables import audit_event
 from tests.authkit import bearer, mint, secure_client
 from tests.conftest import BASE
+from tests.faults import resources_table_missing
 
 AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 TEAM = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": "Patient/p1"}}
@@ -374,3 +375,22 @@ async def test_journal_rows_keep_the_facts_and_older_rows_are_served_as_stored(
     assert len(served.content) > 3 * len(facts)
     found = await _found(client, database_url, "/AuditEvent?_id=older", "system/AuditEvent.rs")
     assert found == [older]
+
+
+async def test_a_request_that_fails_with_a_500_is_audited_as_a_serious_failure(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    client, writer = await _setup(app_factory, database_url)
+    async with resources_table_missing(database_url):
+        # one request answered before FastAPI (a read), one by its routers (history)
+        for path in ("/Patient/p1", "/Patient/p1/_history"):
+            failed = await client.get(path, headers=writer)
+            assert failed.status_code == 500, failed.text
+            assert failed.json()["issue"][0]["code"] == "exception"
+    events = await _found(
+        client, database_url, "/AuditEvent?patient=Patient/p1&_count=100", "system/AuditEvent.rs"
+    )
+    serious = [e for e in events if e["outcome"] == "8"]
+    assert sorted(e["subtype"][0]["code"] for e in serious) == ["history-instance", "read"]
+    assert all(e["outcomeDesc"] == "HTTP 500" for e in serious)
+    assert {_client_of(e) for e in serious} == {"care-system"}

@@ -5,7 +5,8 @@ and SMART configuration):
 
 * each request starts with no access and no write context, and leaves the context variables
   as it found them, so nothing a request was allowed leaks into the next one;
-* after the response has been sent it hands the AuditEvent, as an audit journal entry
+* after the response has been sent (or the request failed with an unhandled error,
+  audited as a 500) it hands the AuditEvent, as an audit journal entry
   (``service.audit.journal``), to the app's batched ``AuditWriter``
   (``service.audit.writer``): the client does not wait for it, and a failure to prepare
   or write it is logged loudly, never swallowed. The access dependency leaves
@@ -74,8 +75,12 @@ class AuditMiddleware:
 
         access_token = current_access.set(NO_ACCESS)
         context_token = write_context.set(WriteContext())
+        failure: Exception | None = None
         try:
             await self.app(scope, receive, capture)
+        except Exception as error:
+            # the server's failure, whatever it had begun to send: audited, then answered
+            failure, status = error, 500
         finally:
             write_context.reset(context_token)
             current_access.reset(access_token)
@@ -83,6 +88,8 @@ class AuditMiddleware:
             await self._record(
                 scope, status, b"".join(body) if size <= _MAX_INSPECTED_BYTES else b""
             )
+        if failure is not None:
+            raise failure
 
     async def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state: dict[str, Any] = scope.get("state", {})
