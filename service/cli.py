@@ -26,8 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.insecure_no_auth:
         os.environ["KEYWORKER_INSECURE_NO_AUTH"] = "true"
     settings = Settings()
+    from service.http_protocol import protocol
     from service.logs import configure
-    from service.response_writes import HttpProtocol
 
     configure(settings.log_level)
     uvicorn.run(
@@ -39,7 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
-        http=HttpProtocol,
+        http=protocol(
+            head_timeout_s=settings.request_head_timeout_s,
+            body_timeout_s=settings.request_body_timeout_s,
+        ),
     )
     return 0
 

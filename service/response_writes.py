@@ -1,4 +1,5 @@
-"""One write per response: uvicorn's HTTP protocol, holding a response's head for its body.
+"""One write per response: a transport for uvicorn's HTTP protocol that holds a response's head
+for its body.
 
 uvicorn writes a response's status line and headers, then its body, each straight to the
 socket: two system calls and two TCP segments for every answer, and a client that wakes for
@@ -7,12 +8,13 @@ that second write cost 3-8% of the machine's CPU a request (one worker, wrk -c16
 462/417/392/396 against 397/384/384/380 us alternating, /tmp A/B), the client's share and
 the kernel's loopback work included.
 
-``HttpProtocol`` gives uvicorn's httptools protocol a transport (``HeldWrites``) that holds
-each write until the next one and sends the two together with ``writelines``, which the
-event loop turns into one ``writev``. A write nothing follows before the running code
-gives the event loop back (the head of an answer to HEAD, an ``100 Continue``, the last
-chunk of a stream) goes out as soon as it does, so nothing waits for more than the code
-already running. Order is kept: held bytes always go first, and closing sends them before closing.
+``HeldWrites``, the transport the service's protocol (``service.http_protocol``) writes
+through, holds each write until the next one and sends the two together with
+``writelines``, which the event loop turns into one ``writev``. A write nothing follows
+before the running code gives the event loop back (the head of an answer to HEAD, an
+``100 Continue``, the last chunk of a stream) goes out as soon as it does, so nothing waits
+for more than the code already running. Order is kept: held bytes always go first, and
+closing sends them before closing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from typing import Any
-
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 Data = bytes | bytearray | memoryview
 
@@ -100,10 +100,3 @@ class HeldWrites(asyncio.Transport):
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
-
-
-class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through ``HeldWrites``."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(HeldWrites(transport))

@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     @property
     def fhir_base_url(self) -> str:
         if self.public_base_url:
+    request_head_timeout_s: float = Field(
+        default=10.0,
+        description=(
+            "Seconds a request's line and headers may take from their first byte (or the "
+            "connection opening): later is 408 and the connection closed"
+        ),
+    )
+    request_body_timeout_s: float = Field(
+        default=30.0,
+        description="Seconds a request body may stall between bytes: longer is 408 and closed",
+    )
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}/fhir"
 

@@ -12,7 +12,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from service import cli
-from service.response_writes import HeldWrites, HttpProtocol
+from service.http_protocol import HttpProtocol
+from service.response_writes import HeldWrites
 
 
 class Socket(asyncio.Transport):
@@ -73,7 +74,13 @@ async def served(app: Any, request: bytes) -> Socket:
     """The protocol ``keyworker serve`` uses, handed ``request``; the socket once it is done."""
     config = uvicorn.Config(app=app, http=HttpProtocol, log_config=None, lifespan="off")
     config.load()
-    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
+    protocol = HttpProtocol(
+        config=config,
+        server_state=ServerState(),
+        app_state={},
+        head_timeout_s=10.0,
+        body_timeout_s=30.0,
+    )
     socket = Socket()
     protocol.connection_made(socket)
     protocol.data_received(request)
@@ -145,4 +152,5 @@ def test_serve_runs_uvicorn_with_this_protocol(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("KEYWORKER_PORT", "8080")
     assert cli.main(["serve", "--port", "8123"]) == 0
     assert options["app"] == "service.asgi:app_factory"
-    assert options["http"] is HttpProtocol
+    assert options["http"].func is HttpProtocol
+    assert options["http"].keywords == {"head_timeout_s": 10.0, "body_timeout_s": 30.0}
