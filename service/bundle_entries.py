@@ -3,6 +3,11 @@
 A request Bundle is refused whole (400, naming ``Bundle.entry[i]...``) when it is not one a
 server could process: an unknown type or method, a URL that names no interaction, a body
 missing where one is needed. https://hl7.org/fhir/R4/http.html#transaction
+
+An entry that asks for an interaction its type does not serve (a write of the server-written
+AuditEvent or Provenance) is answered as the plain request is, 405, by ``check_served``,
+which ``service.transactions`` runs on every entry: a transaction is refused whole, a batch
+reports that entry.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from service.errors import BadRequest, PayloadTooLarge
+from service.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from service.registry import RESOURCE_TYPES
 from service.storage.repository import parse_etag
 
@@ -40,6 +45,27 @@ class Entry:
     @property
     def path(self) -> str:
         return f"Bundle.entry[{self.index}]"
+
+    @property
+    def interaction(self) -> str:
+        """What the entry asks for, named as the registry names interactions."""
+        if self.method == "POST":
+            return "create"
+        if self.method in ("PUT", "DELETE"):
+            plain = "update" if self.method == "PUT" else "delete"
+            return f"conditional-{plain}" if self.query else plain
+        if self.version is not None:
+            return "vread"
+        return "read" if self.resource_id is not None else "search-type"
+
+
+def check_served(entry: Entry) -> None:
+    """Refuse (405, at the entry's request) an interaction its type does not serve."""
+    if not RESOURCE_TYPES[entry.resource_type].supports(entry.interaction):
+        raise MethodNotAllowed(
+            f"{entry.interaction} is not supported on {entry.resource_type}",
+            expression=(f"{entry.path}.request",),
+        )
 
 
 def _fail(index: int, element: str, message: str) -> BadRequest:

@@ -31,6 +31,15 @@ class ResourceType:
     def search_params(self) -> tuple[SearchParam, ...]:
         return SEARCH_PARAMETERS.get(self.name, ())
 
+    def supports(self, interaction: str) -> bool:
+        """Whether ``interaction`` is served on this type, by a plain request or a Bundle entry
+        alike (the conditional ones by their flags)."""
+        flags = {
+            "conditional-update": self.conditional_update,
+            "conditional-delete": self.conditional_delete,
+        }
+        return flags.get(interaction, interaction in self.interactions)
+
 
 RESOURCE_TYPES: dict[str, ResourceType] = {
     name: ResourceType(name, f"http://hl7.org/fhir/StructureDefinition/{name}")

@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy.exc import DBAPIError
 
 from fhir_mappings.issues import Issue
-from service.bundle_entries import PROCESSING_ORDER, Entry
+from service.bundle_entries import PROCESSING_ORDER, Entry, check_served
 from service.errors import Conflict, FhirError, PreconditionFailed, Unprocessable
 from service.interactions import Creation, Interactions, Transaction
 from service.storage import repository
@@ -70,6 +70,12 @@ class BundleProcessor:
         self.interactions = interactions
         self.permitted = permitted  # raises for an entry the caller may not run
 
+    def _admitted(self, entry: Entry) -> None:
+        """Refuse an entry as its plain request would be: an interaction its type does not
+        serve (405), then one the caller may not run (``permitted``)."""
+        check_served(entry)
+        self.permitted(entry)
+
     async def transaction(self, entries: list[Entry]) -> list[EntryResult]:
         try:
             return await self._transaction(entries, batched=True)
@@ -93,7 +99,7 @@ class BundleProcessor:
         results = []
         for entry in entries:
             try:
-                self.permitted(entry)
+                self._admitted(entry)
                 results.append(await self._run(entry, None, _Plan()))
             except FhirError as error:
                 located = _located(error, entry)
@@ -182,7 +188,7 @@ class BundleProcessor:
         matches: dict[int, Stored] = {}
         for entry in entries:
             try:
-                self.permitted(entry)
+                self._admitted(entry)
                 criteria = _criteria(entry)
                 if criteria is not None:
                     match = await self.interactions.single_match(
@@ -199,7 +205,7 @@ class BundleProcessor:
         transaction again entry by entry, to report the entry at fault."""
         try:
             for entry in entries:
-                self.permitted(entry)
+                self._admitted(entry)
             conditional = [(e, c) for e in entries if (c := _criteria(e)) is not None]
             found = await self.interactions.single_matches(
                 tx.connection, [(e.resource_type, c) for e, c in conditional]

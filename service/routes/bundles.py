@@ -13,19 +13,19 @@ from service.bundle_entries import Entry, read_bundle
 from service.bundles import response_bundle
 from service.errors import Forbidden
 from service.media import fhir_response, read_resource
+from service.routes.access import ACTION_OF
 from service.routes.dependencies import InteractionsDep, SettingsDep
 from service.transactions import BundleProcessor
 
 router = APIRouter()
 
-_ACTION = {"POST": "create", "PUT": "update", "DELETE": "delete", "GET": "read", "HEAD": "read"}
-
 
 def _scope_check(access: Access) -> Callable[[Entry], None]:
-    """Refuse an entry whose type and action the token does not cover (403)."""
+    """Refuse an entry whose type and action the token does not cover (403), the action
+    that of the entry's interaction, as on the plain route."""
 
     def check(entry: Entry) -> None:
-        action = _ACTION[entry.method]
+        action = ACTION_OF[entry.interaction]
         if not access.allows(entry.resource_type, action):
             raise Forbidden(
                 f"the token does not allow {action} on {entry.resource_type}",
