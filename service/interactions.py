@@ -26,11 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_mappings import model
 from fhir_mappings.issues import Issue
 from service.audit import journal
+from service.auth.access import current_access
+from service.auth.reach import Reach
 from service.db.engine import Database
 from service.db.tables import resource
 from service.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     Gone,
     NotFound,
     PreconditionFailed,
@@ -597,13 +600,14 @@ class Interactions:
         if not conditions:
             return []
         parsed = [self._conditional_criteria(rtype, query) for rtype, query in conditions]
+        reach = _reach(parsed)
         if not self.database.is_sqlite:
             # Key the lock on the parsed criteria, not the raw text: a header and a
             # URL-encoded query (or reordered parameters) naming the same criteria must
             # serialise, or two conditional writes can each find nothing and both create.
             await repository.advisory_locks(connection, map(_criteria_lock, parsed))
-        candidates = await self._candidates(connection, parsed)
-        planner = search_sql.Planner(self.base_url)
+        candidates = await self._candidates(connection, parsed, reach)
+        planner = search_sql.Planner(self.base_url, reach)
         selects = [
             select(literal_column(str(n), Integer).label("n"), resource.c.pk)
             .where(planner.where(parsed[n]))
@@ -630,7 +634,7 @@ class Interactions:
         return found
 
     async def _candidates(
-        self, connection: AsyncConnection, parsed: list[search_criteria.Criteria]
+        self, connection: AsyncConnection, parsed: list[search_criteria.Criteria], reach: Reach
     ) -> list[int]:
         """Which of the criteria may match anything, the rest ruled out cheaply.
 
@@ -656,7 +660,7 @@ class Interactions:
                 probe = search_criteria.Criteria(
                     parsed[members[0]].resource_type, [replace(combined, values=values)]
                 )
-                planner = search_sql.Planner(self.base_url)
+                planner = search_sql.Planner(self.base_url, reach)
                 query = select(resource.c.pk).where(planner.where(probe)).limit(1)
                 if await connection.scalar(query, planner.params) is None:
                     continue
@@ -750,6 +754,18 @@ def _created_concurrently(write: repository.NextVersion) -> Iterator[None]:
         yield
     except IntegrityError as error:
         raise Conflict(f"{write.type}/{write.id} was created concurrently; retry") from error
+
+
+def _reach(parsed: Sequence[search_criteria.Criteria]) -> Reach:
+    """What the caller's conditional criteria may match: only what its searches would find
+    (``service.auth.reach``), so a match never shows or changes another patient's record.
+    Criteria of a type it may not search at all are refused (403) rather than taken as
+    matching nothing, which would create what may already exist."""
+    reach = Reach(current_access.get())
+    for criteria in parsed:
+        if reach(criteria.resource_type) is None:
+            raise Forbidden(f"Conditional criteria need search rights on {criteria.resource_type}")
+    return reach
 
 
 def _criteria_lock(parsed: search_criteria.Criteria) -> int:

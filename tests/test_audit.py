@@ -324,7 +324,7 @@ async def test_a_patient_token_sees_only_its_own_patients_audit_events(
     visible = await _events(client, "/AuditEvent?_count=100", own)
     assert visible and of_p2[0] not in visible
     assert await _events(client, "/AuditEvent?patient=p2", own) == []
-    assert (await client.get(f"/AuditEvent/{of_p2[0]}", headers=own)).status_code == 403
+    assert (await client.get(f"/AuditEvent/{of_p2[0]}", headers=own)).status_code == 404
     assert (await client.get(f"/AuditEvent/{visible[0]}", headers=own)).status_code == 200
 
 

@@ -1,5 +1,6 @@
-"""``patient/`` scopes and SMART v2 query restrictions: another patient's records are 403 on
-read and write, and simply absent from search, ``_include`` and ``_revinclude``."""
+"""``patient/`` scopes and SMART v2 query restrictions: another patient's records are 404 on
+read and change (as unknown as records that do not exist), creating one is 403, and they are
+simply absent from search, ``_include`` and ``_revinclude``."""
 
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def _ids(bundle: httpx.Response) -> list[str]:
     )
 
 
-def _refused(response: httpx.Response) -> None:
-    assert response.status_code == 403, response.text
+def _refused(response: httpx.Response, status: int = 403) -> None:
+    assert response.status_code == status, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
     assert "Family-" not in response.text and '"subject"' not in response.text
 
@@ -76,12 +77,12 @@ def _refused(response: httpx.Response) -> None:
         "/CareTeam/ct-other/_history",
     ],
 )
-async def test_cross_patient_read_is_403(
+async def test_cross_patient_read_is_404(
     app_factory: AppFactory, database_url: str, path: str
 ) -> None:
     client = await _seeded(app_factory, database_url)
     headers = await _as_patient(database_url)
-    _refused(await client.get(path, headers=headers))
+    _refused(await client.get(path, headers=headers), 404)
     own = path.replace("ct-other", "ct-own").replace("Patient/other", "Patient/own")
     assert (await client.get(own, headers=headers)).status_code == 200
 
@@ -114,7 +115,7 @@ async def test_cross_patient_include_and_revinclude_are_absent(
     assert "CareTeam/ct-other" not in _ids(reverse)
 
 
-async def test_cross_patient_writes_are_403_and_write_nothing(
+async def test_cross_patient_writes_are_refused_and_write_nothing(
     app_factory: AppFactory, database_url: str
 ) -> None:
     client = await _seeded(app_factory, database_url)
@@ -122,13 +123,7 @@ async def test_cross_patient_writes_are_403_and_write_nothing(
     moved = {**care_team("other"), "id": "ct-own"}
     for response in (
         await client.post("/CareTeam", json=care_team("other"), headers=headers),
-        await client.put(
-            "/CareTeam/ct-other",
-            json={**care_team("other"), "id": "ct-other", "status": "inactive"},
-            headers=headers,
-        ),
         await client.put("/CareTeam/ct-own", json=moved, headers=headers),
-        await client.delete("/CareTeam/ct-other", headers=headers),
         await client.patch(
             "/CareTeam/ct-own",
             json=[{"op": "replace", "path": "/subject/reference", "value": "Patient/other"}],
@@ -136,6 +131,15 @@ async def test_cross_patient_writes_are_403_and_write_nothing(
         ),
     ):
         _refused(response)
+    for response in (
+        await client.put(
+            "/CareTeam/ct-other",
+            json={**care_team("other"), "id": "ct-other", "status": "inactive"},
+            headers=headers,
+        ),
+        await client.delete("/CareTeam/ct-other", headers=headers),
+    ):
+        _refused(response, 404)
     admin = bearer(await mint(database_url, "system/*.rs"))
     other = (await client.get("/CareTeam/ct-other", headers=admin)).json()
     assert other["meta"]["versionId"] == "1" and other["status"] == "active"
@@ -166,7 +170,7 @@ async def test_v2_query_restriction_limits_search_and_read(
     headers = await _as_patient(database_url, f"patient/CareTeam.rs?category={CATEGORY}")
     assert _ids(await client.get("/CareTeam", headers=headers)) == ["CareTeam/ct-own"]
     assert (await client.get("/CareTeam/ct-own", headers=headers)).status_code == 200
-    _refused(await client.get("/CareTeam/ct-own-social", headers=headers))
+    _refused(await client.get("/CareTeam/ct-own-social", headers=headers), 404)
     system = bearer(await mint(database_url, f"system/CareTeam.rs?category={CATEGORY}"))
     assert _ids(await client.get("/CareTeam", headers=system)) == [
         "CareTeam/ct-other",

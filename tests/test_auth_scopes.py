@@ -48,7 +48,7 @@ def test_v2_query_restriction_and_alternatives() -> None:
         user=None,
         patient=None,
     )
-    assert access.restrictions("CareTeam") == [("category", "a,b")]
+    assert access.restrictions("CareTeam") == [("category", ("a", "b"))]
     assert not access.allows("CarePlan", "search")
     with pytest.raises(Forbidden):
         access.restrictions("CarePlan")
@@ -56,8 +56,8 @@ def test_v2_query_restriction_and_alternatives() -> None:
 
 def test_patient_compartment_per_type() -> None:
     access = Access.from_scopes("patient/*.rs", client_id="c", user=None, patient="p1")
-    assert access.restrictions("CareTeam") == [("patient", "Patient/p1")]
-    assert access.restrictions("Patient") == [("_id", "p1")]
+    assert access.restrictions("CareTeam") == [("patient", ("Patient/p1",))]
+    assert access.restrictions("Patient") == [("_id", ("p1",))]
     assert access.restrictions("Practitioner") == []
     assert not access.covers_all("search")
     unrestricted = Access.from_scopes(

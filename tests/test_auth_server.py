@@ -339,3 +339,22 @@ async def test_client_registered_with_a_jwks_url(
     served.append(public_jwks(key, later))
     refused = await api.post(TOKEN_URL, data=form(assertion(client_id, later, "ES384")))
     _assert_token_refused(refused, 401, "invalid_client")
+
+
+@pytest.mark.parametrize("scope", ["", "   "], ids=["empty", "blank"])
+async def test_an_empty_scope_is_invalid_scope_not_every_scope(
+    app_factory: AppFactory, database_url: str, scope: str
+) -> None:
+    api = await secure_client(app_factory)
+    client_id, secret = await register(database_url, "system/*.rs system/*.cruds")
+    assert secret is not None
+    data = {"grant_type": "client_credentials", "scope": scope}
+    response = await api.post(TOKEN_URL, data=data, auth=(client_id, secret))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_scope"
+    assert "access_token" not in response.json()
+    unasked = await api.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    assert unasked.status_code == 200, unasked.text
+    assert unasked.json()["scope"] == "system/*.rs system/*.cruds"

@@ -123,7 +123,12 @@ async def test_missing_or_malformed_token_is_401(
     app_factory: AppFactory, database_url: str, headers: dict[str, str]
 ) -> None:
     client, patient_id = await _secure(app_factory, database_url)
-    _assert_refused(await client.get(f"/Patient/{patient_id}", headers=headers), 401)
+    response = await client.get(f"/Patient/{patient_id}", headers=headers)
+    if headers.get("Authorization", "").startswith("Bearer"):
+        _assert_refused(response, 401)
+    else:  # no bearer credentials sent: a challenge without an error code (RFC 6750 3.1)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == 'Bearer realm="keyworker"'
 
 
 async def test_token_lacking_scope_is_403(app_factory: AppFactory, database_url: str) -> None:

@@ -1,6 +1,7 @@
 """The keyworking operations declare the access they need (``OPERATIONS[...].requires``).
 
-A ``patient/`` token may ask ``$accountable`` about its own patient only; the team-wide
+A ``patient/`` token may ask ``$accountable`` about its own patient only (anyone else is 404,
+as unknown as nobody); the team-wide
 reports need unrestricted search; ``$handover`` needs update; no token is 401.
 """
 
@@ -47,7 +48,9 @@ async def test_operations_need_the_access_they_declare(
     own = "/CareTeam/$accountable?patient=Patient/pat-1"
     other = "/CareTeam/$accountable?patient=Patient/pat-2"
     assert await status("GET", own, "patient/*.rs") == 200
-    assert await status("GET", other, "patient/*.rs") == 403
+    # Another patient is as unknown as nobody: no oracle of who exists.
+    assert await status("GET", other, "patient/*.rs") == 404
+    assert await status("GET", "/CareTeam/$accountable?patient=nobody", "patient/*.rs") == 404
     assert await status("GET", own, None) == 401
     assert await status("GET", own, "system/Patient.rs") == 403
     assert await status("GET", "/$accountability-gaps", "patient/*.rs") == 403

@@ -6,8 +6,10 @@ of any type); ``date`` and ``_lastUpdated`` compare the instant the event was re
 ``agent:identifier`` names the OAuth client (agents here are identified, never referenced,
 so a plain ``agent`` reference matches nothing); ``type`` is always the REST event type;
 ``_id`` the event's id. Chains, ``_has`` and includes are refused with a 400 rather than
-answered wrongly. Pages are keyset pages on (recorded, id), oldest first unless
-``_sort=-date`` (or ``-_lastUpdated``).
+answered wrongly. The caller's restrictions are criteria like the request's; a ``patient/``
+token's confinement (a ``confining`` criterion) shows only the events about its patient
+alone. Pages are keyset pages on (recorded, id), oldest first unless ``_sort=-date`` (or
+``-_lastUpdated``).
 """
 
 from __future__ import annotations
@@ -80,11 +82,23 @@ def _entity(criterion: Criterion, base_url: str, patient: bool) -> ColumnElement
                 matches.append(entity.endswith(f"/{value}", autoescape=True))
         elif wanted is None or target_type == wanted:
             matches.append(entity == f"{target_type}/{target_id}")
+    named = or_(false(), *matches)
     found = exists(
         select(audit_event_entity.c.event_id).where(
-            audit_event_entity.c.event_id == audit_event.c.id, or_(false(), *matches)
+            audit_event_entity.c.event_id == audit_event.c.id, named
         )
     )
+    if criterion.confining:
+        # A token confined to its patient sees an event only when every patient the event
+        # names is that patient: a search's event about several patients is not its own.
+        others = exists(
+            select(audit_event_entity.c.event_id).where(
+                audit_event_entity.c.event_id == audit_event.c.id,
+                entity.startswith("Patient/"),
+                not_(named),
+            )
+        )
+        return and_(found, not_(others))
     return _missing(criterion, found) if criterion.modifier == "missing" else found
 
 

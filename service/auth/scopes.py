@@ -7,7 +7,9 @@
   https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 
 A grant is (resource type or ``*``, action) with the criteria a record must meet; scopes the
-server does not understand (``openid``, ``launch``, ``fhirUser``) grant nothing.
+server does not understand (``openid``, ``launch``, ``fhirUser``) grant nothing. A query
+restriction's values are split once, here, as FHIR search splits a comma-separated value;
+from then on each criterion carries its values as a tuple that nothing splits again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
+
+from service.search.criteria import split_values
 
 # v2 permission letters -> the actions of ``service.auth.access.ACTIONS``
 _V2 = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
@@ -28,7 +32,8 @@ _SCOPE = re.compile(
     r"\.(?P<permissions>read|write|\*|c?r?u?d?s?)(?:\?(?P<query>.+))?$"
 )
 
-Criteria = tuple[tuple[str, str], ...]
+# (parameter, the values one of which must match), ANDed
+Criteria = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ def parse_scope(text: str) -> Scope | None:
         actions = tuple(_V2[letter] for letter in permissions)
     else:
         return None
-    criteria = tuple(sorted(parse_qsl(match.group("query") or "", keep_blank_values=False)))
+    pairs = parse_qsl(match.group("query") or "", keep_blank_values=False)
+    criteria = tuple(sorted((name, tuple(split_values(value))) for name, value in pairs))
     return Scope(match.group("context"), match.group("type"), actions, criteria)
 
 

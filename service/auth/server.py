@@ -114,10 +114,17 @@ class AuthorizationServer:
 
     @staticmethod
     def _granted(client: Client, requested: str | None) -> str:
-        """The requested scopes, all of which the client must be registered for."""
+        """The requested scopes, all of which the client must be registered for.
+
+        Without a ``scope`` parameter the client gets what it is registered for (RFC 6749
+        section 3.3 lets the server choose); a ``scope`` sent empty asks for nothing, which
+        grants nothing rather than everything.
+        """
         registered = client.scopes.split()
-        if not requested:
+        if requested is None:
             return " ".join(registered)
+        if not requested.split():
+            raise OAuthError(400, "invalid_scope", "The scope parameter names no scope")
         beyond = [s for s in requested.split() if s not in registered]
         if beyond:
             raise OAuthError(400, "invalid_scope", "Not registered for: " + " ".join(beyond))

@@ -5,7 +5,8 @@ deprecated in its favour). Checks, in order: the header's ``alg`` is on the allo
 (never ``none``, never an HMAC algorithm, so a public key can never be used as a shared
 secret); the unverified ``iss`` names a trusted issuer; the signature verifies against that
 issuer's key set (refreshed, at a bounded rate, when the ``kid`` is unknown); then ``iss``,
-``aud``, ``exp`` and ``nbf`` with a small clock leeway.
+``aud``, ``exp`` and ``nbf`` with a small clock leeway; and a ``patient`` claim (SMART's
+launch context) must be one FHIR id, since it confines the token to that one patient.
 
 Clients reuse one token for many requests, and the signature check was about a tenth of an
 authenticated read's time, so verified claims are cached per token string (a bounded LRU).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -33,6 +35,8 @@ from service.auth.jwks import CachedKeySet, KeySetUnavailable
 LEEWAY_S = 30
 CACHED_TOKENS = 10_000
 _SYMMETRIC = ("HS", "none")
+# R4 id: https://hl7.org/fhir/R4/datatypes.html#id
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class InvalidToken(Exception):
@@ -124,6 +128,9 @@ class TokenValidator:
         except (JoseError, ValueError) as error:
             raise InvalidToken(f"The access token is not valid: {error}") from error
         claims = dict(verified.claims)
+        patient = claims.get("patient")
+        if patient is not None and not (isinstance(patient, str) and _FHIR_ID.fullmatch(patient)):
+            raise InvalidToken("The token's patient claim is not one FHIR id")
         # ``exp`` is essential and was checked to be a number just above
         return _Verified(
             claims, int(claims["exp"]), issuer, kid if isinstance(kid, str) else None, keys

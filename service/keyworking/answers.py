@@ -89,15 +89,19 @@ class Keyworking:
     def now(self) -> int:
         return self.interactions.clock()
 
-    async def accountable(self, patient: str, at: int) -> dict[str, Any]:
+    async def accountable(
+        self, patient: str, at: int, *, confined_to: str | None = None
+    ) -> dict[str, Any]:
         """Who is accountable for ``patient`` (``Patient/id``, ``id`` or ``system|value``).
 
+        ``confined_to`` (``Patient/id``) is a caller confined to one patient: anyone else is
+        answered as someone nobody knows, so the answer never tells whether they exist.
         The hottest keyworking question, so it is one statement (``store.person``), with no
         BEGIN and ROLLBACK round trips around it.
         """
         key = patient if "|" in patient or patient.startswith("Patient/") else f"Patient/{patient}"
         person = await store.person(self.database, key)
-        if not person.known:
+        if not person.known or confined_to not in (None, person.key):
             if "|" in key:
                 raise NotFound(f"No patient is known by the identifier '{key}'")
             raise NotFound(f"{key} is not known")

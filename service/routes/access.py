@@ -6,13 +6,18 @@ token (``service.auth.tokens``), turns its scopes into an ``Access``, leaves it 
 ``request.state.access`` and in ``current_access`` (for the write guard), names the caller
 in ``write_context`` (for Provenance), and checks the route's interaction:
 
-* read, vread, history-instance need read rights, and a restricted token (``patient/``
-  scope, v2 query restriction) may only read records inside its restriction (else 403);
+* read, vread, history-instance (and instance-level operations, ``check_record``) need
+  read rights (else 403), and a restricted token (``patient/`` scope, v2 query
+  restriction) may only read records inside its restriction: another one is answered 404,
+  as one that does not exist, so the answer never tells whether it exists;
 * search and history need search rights; type history cannot apply restrictions, so a
   restricted token is refused it (search instead), and system history needs
   unrestricted search rights on every type;
 * create, update, patch, delete need the matching write rights; the write guard then
   checks, inside the transaction, the version replaced and the version stored.
+
+A request without credentials is challenged with ``Bearer realm="keyworker"`` alone; a
+token that was sent and refused adds ``error="invalid_token"`` (RFC 6750 section 3.1).
 
 Routes the registry does not generate (operations) call ``require`` with what they need.
 The operator's explicit ``--insecure-no-auth`` development mode switches checking off and is
@@ -29,7 +34,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from service.auth.access import FULL_ACCESS, Access, current_access
-from service.auth.records import record_matches
+from service.auth.records import record_matches, unknown
 from service.auth.tokens import InvalidToken
 from service.errors import Forbidden, Unauthorized
 from service.interactions import Interactions
@@ -57,16 +62,13 @@ ACTION_OF = {
 _INSTANCE_READS = ("read", "vread", "history-instance")
 
 
-def _challenge(description: str) -> Unauthorized:
+def _challenge(description: str, *, sent: bool = True) -> Unauthorized:
+    """401 with its challenge: an error code only when a token was sent (RFC 6750 3.1)."""
     quoted = description.replace("\\", "").replace('"', "'")
-    return Unauthorized(
-        description,
-        headers={
-            "WWW-Authenticate": (
-                f'Bearer realm="keyworker", error="invalid_token", error_description="{quoted}"'
-            )
-        },
-    )
+    challenge = 'Bearer realm="keyworker"'
+    if sent:
+        challenge += f', error="invalid_token", error_description="{quoted}"'
+    return Unauthorized(description, headers={"WWW-Authenticate": challenge})
 
 
 def access_of(claims: dict[str, Any]) -> Access:
@@ -117,10 +119,11 @@ def require(request: Request, resource_type: str, action: str) -> Access:
     return access
 
 
-async def _check_record(
+async def check_record(
     request: Request, access: Access, resource_type: str, resource_id: str
 ) -> None:
-    """A restricted token may read one record only when it lies inside its restriction."""
+    """A restricted token may read one record only when it lies inside its restriction;
+    another is 404 in the words of one that does not exist."""
     alternatives = access.alternatives(resource_type, "read")
     if () in alternatives:
         return
@@ -129,8 +132,11 @@ async def _check_record(
     if stored.deleted:
         return  # the handler answers 410 (or the version), which carries no data
     body = orjson.loads(stored.content)
-    if not record_matches(resource_type, resource_id, body, alternatives, service.base_url):
-        raise Forbidden(f"The access token does not cover {resource_type}/{resource_id}")
+    confining = access.compartment(resource_type)
+    if not record_matches(
+        resource_type, resource_id, body, alternatives, service.base_url, confining
+    ):
+        raise unknown(stored.reference)
 
 
 async def authorise(
@@ -152,7 +158,7 @@ async def authorise(
     if interaction == "history-type" and () not in access.alternatives(resource_type, "search"):
         raise Forbidden("Type history cannot apply this token's restrictions; use search")
     if interaction in _INSTANCE_READS and resource_id is not None:
-        await _check_record(request, access, resource_type, resource_id)
+        await check_record(request, access, resource_type, resource_id)
 
 
 async def authenticate(request: Request, settings: Settings) -> Access | None:
@@ -168,7 +174,7 @@ async def authenticate(request: Request, settings: Settings) -> Access | None:
         return None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _challenge("A bearer access token is required")
+        raise _challenge("A bearer access token is required", sent=False)
     try:
         claims = await request.app.state.auth.validator.validate(token.strip())
     except InvalidToken as error:

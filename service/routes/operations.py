@@ -2,7 +2,8 @@
 
 Translation only: query and body in, ``service.keyworking.answers`` called, FHIR JSON out.
 Each operation's access needs come from the registry; a ``patient/`` token may ask
-``$accountable`` about its own patient and nothing else here.
+``$accountable`` about its own patient and nothing else here. An instance-level operation
+reads its instance as a read does (``check_record``): one out of the token's reach is 404.
 https://hl7.org/fhir/R4/operations.html
 """
 
@@ -25,6 +26,7 @@ from service.keyworking.answers import Keyworking, instant_param
 from service.media import fhir_response, read_body, read_bytes, response_media_type
 from service.paging import Cursors
 from service.registry import OPERATIONS, Operation
+from service.routes.access import check_record, require
 from service.routes.dependencies import CursorsDep, SettingsDep
 from service.routes.headers import resource_response
 from service.search.controls import whole_number
@@ -45,19 +47,41 @@ def _access(request: Request) -> Access:
     return access if isinstance(access, Access) else current_access.get()
 
 
-def _require(request: Request, operation: Operation, patient: str | None = None) -> None:
-    """Every (type, action) the operation needs, unrestricted — or confined to ``patient``."""
+def _require(
+    request: Request, operation: Operation, *, confinable: bool = False, instance: str = ""
+) -> str | None:
+    """Every (type, action) the operation needs, unrestricted (else 403).
+
+    ``confinable``: an operation about one patient may also run for a token confined to its
+    patient and nothing more; the answer is that patient's reference, which the operation
+    must answer about alone. ``instance``: reading the instance is checked as a read
+    (``_require_instance``) instead.
+    """
     access = _access(request)
+    confined = None
     for resource_type, action in operation.requires:
+        if instance and (resource_type, action) == (operation.resource, "read"):
+            continue
         alternatives = access.alternatives(resource_type, action)
         if () in alternatives:
             continue
-        if alternatives and patient is not None and patient == f"Patient/{access.patient}":
+        compartment = access.compartment(resource_type)
+        if confinable and compartment is not None and alternatives == [(compartment,)]:
+            confined = f"Patient/{access.patient}"
             continue
         raise Forbidden(
             f"${operation.code} needs {action} on {resource_type} without restriction"
-            + (" or for this patient" if patient is not None else "")
+            + (" or for the token's patient alone" if confinable else "")
         )
+    return confined
+
+
+async def _require_instance(request: Request, operation: Operation, instance: str) -> None:
+    """``_require``, and the instance read as a read is: 404 when out of the token's reach."""
+    _require(request, operation, instance=instance)
+    resource_type = str(operation.resource)
+    access = require(request, resource_type, "read")
+    await check_record(request, access, resource_type, instance)
 
 
 def _int_param(request: Request, name: str, default: int, maximum: int | None = None) -> int:
@@ -72,12 +96,12 @@ async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
     patient = request.query_params.get("patient")
     if not patient:
         raise BadRequest("$accountable needs 'patient' (Patient/id, id or system|value)")
+    confined = _require(request, OPERATIONS["accountable"], confinable=True)
     at = instant_param(request.query_params.get("date"), keyworking.now())
-    answer = await keyworking.accountable(patient, at)
+    answer = await keyworking.accountable(patient, at, confined_to=confined)
     # The answer's first parameter is the person: a Patient's reference, or the identifier
     # asked about when no Patient carries it.
     person: str | None = answer["parameter"][0]["valueReference"].get("reference")
-    _require(request, OPERATIONS["accountable"], person)
     patient = person.removeprefix("Patient/") if person is not None else ""
     about_patients(request, [patient] if patient != person else [])
     return fhir_response(request, orjson.dumps(answer))
@@ -86,7 +110,7 @@ async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
 async def handover(
     request: Request, id: str, keyworking: KeyworkingDep, settings: SettingsDep
 ) -> Response:
-    _require(request, OPERATIONS["handover"])
+    await _require_instance(request, OPERATIONS["handover"], id)
     body = await read_body(
         request, settings.max_body_bytes, ("application/fhir+json", "application/json")
     )
@@ -148,7 +172,7 @@ def _links(
 
 
 async def caseload(request: Request, id: str, keyworking: KeyworkingDep) -> Response:
-    _require(request, OPERATIONS["caseload"])
+    await _require_instance(request, OPERATIONS["caseload"], id)
     at = instant_param(request.query_params.get("date"), keyworking.now())
     return fhir_response(request, orjson.dumps(await keyworking.caseload(id, at)))
 

@@ -23,13 +23,14 @@ from service.audit import journal_search
 from service.audit.events import patients_of
 from service.audit.middleware import about_patients
 from service.auth.access import COMPARTMENT, FULL_ACCESS, Access
+from service.auth.reach import Reach
 from service.errors import BadRequest, Forbidden, UnsupportedMediaType, operation_outcome
 from service.interactions import Interactions
 from service.media import fhir_response
 from service.paging import Cursors
 from service.search import runner
 from service.search.controls import CONTROL_PARAMETERS, Controls, parse_controls
-from service.search.criteria import Criteria, Criterion, Limits, parse
+from service.search.criteria import Criteria, Limits, parse
 from service.search.dates import instant
 from service.search.includes import Found, included, page_links, page_with_included
 from service.search.parameters import JOURNALED_TYPES
@@ -57,24 +58,7 @@ class _Scope:
     def __init__(self, access: Access, base_url: str) -> None:
         self.access = access
         self.base_url = base_url
-        # Per type, worked out once a request: a search with includes asks about a dozen
-        # types (each reference criterion and include names its targets), some of them from
-        # more than one statement's planner.
-        self._restricted: dict[str, list[Criterion] | None] = {}
-
-    def restrict(self, resource_type: str) -> list[Criterion] | None:
-        if resource_type in self._restricted:
-            return self._restricted[resource_type]
-        found: list[Criterion] | None = None  # None: out of the caller's reach
-        if self.access.allows(resource_type, "search"):
-            restrictions = self.access.restrictions(resource_type)
-            found = []
-            if restrictions:
-                parsed = parse(resource_type, restrictions)
-                # a restriction this server cannot apply: fail closed
-                found = None if parsed.unknown else parsed.criteria
-        self._restricted[resource_type] = found
-        return found
+        self.restrict = Reach(access)
 
     def planner(self) -> Planner:
         """A planner for one statement, ANDing this caller's restrictions everywhere."""

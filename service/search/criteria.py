@@ -61,13 +61,19 @@ class Has:
 
 @dataclass(frozen=True)
 class Criterion:
-    """One parameter occurrence: the values are ORed; several criteria are ANDed."""
+    """One parameter occurrence: the values are ORed; several criteria are ANDed.
+
+    ``confining`` marks a caller's confinement to its patient (``restriction``): where a
+    record names several patients (an AuditEvent about a search), every one it names must be
+    among the values, not just one of them.
+    """
 
     param: SearchParam
     modifier: str | None
     values: tuple[str, ...]
     chain: Chain | None = None
     has: Has | None = None
+    confining: bool = False
 
 
 @dataclass
@@ -123,6 +129,20 @@ def parse(
         else:
             result.criteria.append(criterion)
     return result
+
+
+def restriction(
+    resource_type: str, name: str, values: tuple[str, ...], *, confining: bool = False
+) -> Criterion | None:
+    """One criterion of a caller's reach (``Access.restrictions``), its values taken as they
+    are: they were split once where the scope was read and are never split again. None: a
+    restriction this server cannot apply (the caller fails closed)."""
+    if name.startswith("_has") or "." in name:
+        return None
+    criterion = _parse_plain(resource_type, name, values)
+    if criterion is None:
+        return None
+    return Criterion(criterion.param, criterion.modifier, criterion.values, confining=confining)
 
 
 def _parse_key(resource_type: str, key: str, values: tuple[str, ...]) -> Criterion | None:
