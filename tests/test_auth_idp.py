@@ -95,7 +95,7 @@ async def test_external_idp_tokens_are_served_and_confined(
     patient_app = bearer(await _token(idp_issuer, "patient-app", "patient/*.rs"))
     listed = (await client.get("/CareTeam", headers=patient_app)).json()
     assert [e["resource"]["id"] for e in listed["entry"]] == ["ct-idp-patient"]
-    assert (await client.get("/CareTeam/ct-someone-else", headers=patient_app)).status_code == 403
+    assert (await client.get("/CareTeam/ct-someone-else", headers=patient_app)).status_code == 404
     assert (
         await client.post("/CareTeam", json=_team("idp-patient"), headers=patient_app)
     ).status_code == 403
