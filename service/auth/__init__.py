@@ -6,6 +6,7 @@
     jwks       key sets cached per issuer, refreshed on an unknown kid at a bounded rate
     scopes     SMART v1/v2 scope strings -> Scope
     access     Access: allows / alternatives / restrictions; the patient compartment
+    reach      a token's restrictions as search criteria, for every match of records
     records    one record against a token's criteria; WriteGuard, the write hook enforcing it
     server     the built-in token endpoint (client_credentials; private_key_jwt, secret)
     clients    registered clients and their credentials (scrypt-hashed secrets)
