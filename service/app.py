@@ -36,6 +36,7 @@ from service.errors import (
     NotFound,
 )
 from service.ids import new_id
+from service.input_screen import InputScreen
 from service.interactions import Clock, system_clock
 from service.keyworking.answers import Keyworking
 from service.media import outcome_response
@@ -171,6 +172,7 @@ def create_app(
     _install_error_handlers(app)
 
     app.add_middleware(HotPaths, settings=settings)
+    app.add_middleware(InputScreen, max_body_bytes=settings.max_body_bytes)
     if settings.insecure_no_auth:
         app.add_middleware(AnnounceInsecure)
     app.include_router(system.probes)

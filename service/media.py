@@ -22,6 +22,7 @@ from service.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from service.json_screen import JsonLimits, screen_json
 
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
@@ -114,12 +115,17 @@ async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]
 
 
 async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> Any:
-    """The parsed JSON body; 400 when it is not JSON."""
+    """The parsed JSON body; 400 when it is not JSON, or when the input screen refuses it
+    (too deep, a string too long, a NUL anywhere: ``service.input_screen``). Every JSON body
+    a request sends, a Bundle's entries with it, is parsed here and nowhere else."""
     raw = await read_bytes(request, max_bytes, accepted)
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"The body is not valid JSON: {error}", code="structure") from error
+    settings = request.app.state.settings
+    screen_json(body, raw, JsonLimits(settings.max_json_depth, settings.max_string_length))
+    return body
 
 
 async def read_resource(request: Request, max_bytes: int) -> dict[str, Any]:

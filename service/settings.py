@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         description="The FHIR base URL clients see (behind a proxy); default http://HOST:PORT/fhir",
     )
     max_body_bytes: int = 16 * 1024 * 1024
+    # Every JSON body is walked once before it is parsed into a model: deeper nesting or a
+    # longer string is refused (400) rather than left to exhaust the parser's stack.
+    max_json_depth: int = Field(
+        default=64, description="Deepest nesting of objects and arrays a JSON body may have"
+    )
+    max_string_length: int = Field(
+        default=1024 * 1024,
+        description="Longest string (in characters) a JSON body may hold, as FHIR's string type",
+    )
     max_bundle_entries: int = 5000
     default_page_size: int = 50
     max_page_size: int = 1000
@@ -94,15 +103,6 @@ class Settings(BaseSettings):
         default=100_000,
         description="Largest _count of $accountability-gaps: it streams, so a page may be large",
     )
-
-    @field_validator("database_url")
-    @classmethod
-    def _async_driver(cls, value: str) -> str:
-        return normalise_database_url(value)
-
-    @property
-    def fhir_base_url(self) -> str:
-        if self.public_base_url:
     request_head_timeout_s: float = Field(
         default=10.0,
         description=(
@@ -114,6 +114,15 @@ class Settings(BaseSettings):
         default=30.0,
         description="Seconds a request body may stall between bytes: longer is 408 and closed",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @property
+    def fhir_base_url(self) -> str:
+        if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}/fhir"
 

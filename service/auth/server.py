@@ -33,11 +33,13 @@ from service.auth.keys import SigningKeys, alg_of
 from service.auth.tokens import LEEWAY_S, InvalidToken, unverified_part
 from service.db.engine import Database
 from service.db.tables import used_assertion
+from service.json_screen import NUL
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ("RS384", "ES384", "RS512")
 TOKEN_LIFETIME_S = 300
 MAX_ASSERTION_LIFETIME_S = 300
+_JTI_LENGTH: int = used_assertion.c.jti.type.length  # type: ignore[attr-defined]
 
 
 class OAuthError(Exception):
@@ -55,6 +57,16 @@ class OAuthError(Exception):
 
 def _invalid_client(description: str) -> OAuthError:
     return OAuthError(401, "invalid_client", description)
+
+
+def _storable(value: str, what: str, longest: int | None = None) -> str:
+    """A value from the client's credentials as the database can hold it: 400 for a NUL,
+    which no text column takes, or for one longer than the column it is written to."""
+    if NUL in value:
+        raise OAuthError(400, "invalid_request", f"The {what} contains a NUL character")
+    if longest is not None and len(value) > longest:
+        raise OAuthError(400, "invalid_request", f"The {what} is over {longest} characters")
+    return value
 
 
 class AuthorizationServer:
@@ -132,7 +144,9 @@ class AuthorizationServer:
 
     async def _live_client(self, client_id: Any) -> Client:
         client = (
-            await clients.find(self.database, client_id) if isinstance(client_id, str) else None
+            await clients.find(self.database, _storable(client_id, "client id"))
+            if isinstance(client_id, str)
+            else None
         )
         if client is None or client.revoked:
             raise _invalid_client("Unknown or revoked client")
@@ -178,7 +192,8 @@ class AuthorizationServer:
             raise _invalid_client(f"The client assertion is not valid: {error}") from error
         if int(claims["exp"]) > self.now() + MAX_ASSERTION_LIFETIME_S:
             raise _invalid_client("The client assertion's exp is more than 5 minutes ahead")
-        await self._spend(client.client_id, str(claims["jti"]), int(claims["exp"]))
+        jti = _storable(str(claims["jti"]), "client assertion's jti", _JTI_LENGTH)
+        await self._spend(client.client_id, jti, int(claims["exp"]))
         return client
 
     async def _client_keys(self, client: Client, kid: Any) -> KeySet:

@@ -1,0 +1,112 @@
+"""The JSON half of the input screen: one walk of each parsed request body, before any model.
+
+``service.media.read_body`` parses every JSON body a request sends (a Bundle's entries with it)
+and hands it here: nesting deeper than ``Settings.max_json_depth`` (which would exhaust the
+model's recursion), a string longer than ``Settings.max_string_length``, and a NUL character
+in a string or a name (FHIR's string type does not allow it; PostgreSQL text cannot hold it)
+are refused with a 400 naming the element by FHIRPath. ``service.input_screen`` screens the
+path, the query and form bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_mappings.issues import fhirpath
+from service.errors import BadRequest
+
+NUL = "\x00"
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """How deep and how long a JSON body may be (``Settings.max_json_depth`` and
+    ``Settings.max_string_length``)."""
+
+    max_depth: int
+    max_string: int
+
+
+class _Refused(Exception):
+    """A problem deep in a body; each level it passes on the way out adds its step."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.steps: list[str | int] = []
+
+
+def screen_json(body: Any, raw: bytes, limits: JsonLimits) -> None:
+    """Refuse (400) a parsed JSON body that is too deep, holds a string too long, or holds
+    a NUL in a string or a name; the issue's expression is where (``Bundle.entry[0]...``).
+
+    Every write passes here, so the walk over the parsed body (a type test per value, a
+    search and a length per string) only runs when the raw bytes say a limit could be
+    broken: a NUL can only come from a ``\\u0000`` escape, no string is longer than the
+    body, and nothing nests deeper than the body has opening brackets. Locations are only
+    spelled out on the way out of a refusal.
+    """
+    if (
+        b"\\u0000" not in raw
+        and len(raw) <= limits.max_string
+        and raw.count(b"{") + raw.count(b"[") <= limits.max_depth
+    ):
+        return
+    try:
+        if type(body) is str:
+            _check_string(body, limits.max_string)
+        elif type(body) is dict or type(body) is list:
+            _walk(body, limits.max_depth, limits.max_string)
+    except _Refused as refused:
+        reason, code = {
+            "depth": (f"Objects and arrays nest deeper than {limits.max_depth} here", "structure"),
+            "nul": ("A NUL character (\\u0000) is not allowed in a FHIR string or name", "value"),
+            "long": (f"A string is longer than {limits.max_string} characters", "too-long"),
+        }[refused.kind]
+        raise BadRequest(reason, code=code, expression=(_expression(body, refused),)) from None
+
+
+def _expression(body: Any, refused: _Refused) -> str:
+    named = body.get("resourceType") if type(body) is dict else None
+    root = named if type(named) is str and _TYPE_NAME.fullmatch(named) else ""
+    steps = [printable(s) if type(s) is str else s for s in reversed(refused.steps)]
+    return fhirpath(root, steps).removeprefix(".") or "$this"
+
+
+def _walk(value: dict[str, Any] | list[Any], depth_left: int, longest: int) -> None:
+    if depth_left <= 0:
+        raise _Refused("depth")
+    items = value.items() if type(value) is dict else enumerate(value)
+    for key, item in items:
+        kind = type(item)
+        if kind is str:
+            if NUL in item or len(item) > longest:
+                _refuse(item, key)
+        elif kind is dict or kind is list:
+            try:
+                _walk(item, depth_left - 1, longest)
+            except _Refused as refused:
+                refused.steps.append(key)
+                raise
+        if type(key) is str and (NUL in key or len(key) > longest):
+            _refuse(key, key)
+
+
+def _check_string(text: str, longest: int) -> None:
+    if NUL in text or len(text) > longest:
+        _refuse(text, None)
+
+
+def _refuse(text: str, key: str | int | None) -> None:
+    refused = _Refused("nul" if NUL in text else "long")
+    if key is not None:
+        refused.steps.append(key)
+    raise refused
+
+
+def printable(text: str) -> str:
+    """``text`` fit to quote back to the client: a NUL shown as ``%00``."""
+    return text.replace(NUL, "%00")
