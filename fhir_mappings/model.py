@@ -18,10 +18,12 @@ from typing import Any
 from fhir_core.utils import is_primitive_type
 from pydantic import BaseModel, ValidationError
 
-from fhir_mappings import null_elements
+from fhir_mappings import json_types, null_elements
 from fhir_mappings.issues import Issue, fhirpath
 
-null_elements.install()  # before the first fhir.resources class is built, or it is not used
+# Both before the first fhir.resources class is built, or they are not used.
+null_elements.install()
+json_types.install()
 
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel  # noqa: E402
 from fhir.resources.R4B.reference import Reference  # noqa: E402
