@@ -20,12 +20,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fhir_mappings.keyworking import answer, caseload, gaps, handover, moments, resolver
+from fhir_mappings.keyworking import answer, caseload, gaps, handover, resolver
 from fhir_mappings.keyworking.projection import Assignment, PlanRow
 from fhir_mappings.keyworking.terminology import KEYWORKER
 from service.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.interactions import Interactions, Outcome
 from service.keyworking import store
+from service.search.dates import date_range
 from service.write_hooks import write_context
 
 _CHUNK = 500  # people read per round of queries in the gaps report
@@ -72,12 +73,16 @@ class GapPage:
 
 
 def instant_param(value: str | None, default: int, name: str = "date") -> int:
+    """The first moment a date parameter names, read as a search reads dates
+    (``service.search.dates``): a time needs its zone, and any year 0001 to 9999 will do."""
     if value is None:
         return default
     try:
-        return moments.bounds(value)[0]
+        return date_range(value)[0]
     except ValueError as error:
-        raise BadRequest(f"'{name}' is not a FHIR date or dateTime", code="value") from error
+        raise BadRequest(
+            f"'{name}' is not a FHIR date or dateTime: {error}", code="value", expression=(name,)
+        ) from error
 
 
 class Keyworking:

@@ -9,6 +9,7 @@ https://hl7.org/fhir/R4/operations.html
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from service.routes.headers import resource_response
 from service.search.controls import whole_number
 
 Handler = Callable[..., Coroutine[Any, Any, Response]]
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 async def _keyworking(request: Request) -> Keyworking:
@@ -122,9 +124,7 @@ async def accountability_gaps(
     request: Request, keyworking: KeyworkingDep, settings: SettingsDep, cursors: CursorsDep
 ) -> Response:
     _require(request, OPERATIONS["accountability-gaps"])
-    organization = request.query_params.get("organization")
-    if organization is not None and not organization.startswith("Organization/"):
-        organization = f"Organization/{organization}"
+    organization = _organization_param(request.query_params.get("organization"))
     within = _int_param(request, "within", settings.gaps_within_days)
     count = _int_param(request, "_count", settings.default_page_size, settings.gaps_max_count)
     after = None
@@ -153,6 +153,21 @@ async def accountability_gaps(
 
     media = f"{response_media_type(request)}; charset=utf-8"
     return StreamingResponse(bundle(), media_type=media)
+
+
+def _organization_param(value: str | None) -> str | None:
+    """``Organization/id`` from an id or a reference; 400 before the streamed answer starts
+    for anything else, which could only ever match nobody."""
+    if value is None:
+        return None
+    organization_id = value.removeprefix("Organization/")
+    if not _FHIR_ID.fullmatch(organization_id):
+        raise BadRequest(
+            f"'organization' ({value[:80]}) is not an Organization id or Organization/id",
+            code="value",
+            expression=("organization",),
+        )
+    return f"Organization/{organization_id}"
 
 
 def _entry(issue: dict[str, Any]) -> dict[str, Any]:

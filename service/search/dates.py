@@ -1,8 +1,10 @@
 """FHIR date, dateTime and instant values as closed ranges of epoch microseconds.
 
-FHIR date search is range arithmetic: ``2024`` means the whole year, ``2024-03-05T10:00``
-the whole minute. Every stored and searched date becomes (low, high), both inclusive.
-Values without a zone are taken as UTC.
+FHIR date search is range arithmetic: ``2024`` means the whole year, ``2024-03-05T10:00Z``
+the whole minute. Every stored and searched date becomes (low, high), both inclusive, and
+within the years 0001 to 9999 that every instant of the service lies in. Dates without a
+time are UTC days; a value with a time must carry its zone, as R4's dateTime requires, since
+which instant it names would otherwise be a guess.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def date_range(text: str) -> tuple[int, int]:
     if not match:
         raise ValueError(f"'{text}' is not a FHIR date, dateTime or instant")
     parts = match.groupdict()
+    if parts["hour"] and not parts["zone"]:
+        raise ValueError(f"'{text}' has a time but no time zone (Z or +hh:mm), which R4 requires")
     year = int(parts["year"])
     month = int(parts["month"] or 1)
     day = int(parts["day"] or 1)
@@ -73,10 +77,15 @@ def date_range(text: str) -> tuple[int, int]:
         tz = timezone(timedelta(minutes=sign * (int(zone[1:3]) * 60 + int(zone[4:6]))))
     start = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
     try:
-        end = _end(start, parts, fraction)
+        end = to_us(_end(start, parts, fraction)) - 1
     except (OverflowError, ValueError):  # nothing follows the year 9999
-        return to_us(start), MAX_US
-    return to_us(start), min(to_us(end) - 1, MAX_US)
+        end = MAX_US
+    # A zone can move the first or last moments past either end of the years: held within.
+    return _within(to_us(start)), _within(end)
+
+
+def _within(value: int) -> int:
+    return min(max(value, MIN_US), MAX_US)
 
 
 def _end(start: datetime, parts: dict[str, str | None], fraction: str) -> datetime:
