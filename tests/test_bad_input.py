@@ -51,6 +51,24 @@ def team(**elements: Any) -> bytes:
 
 
 SUBJECT = {"reference": "Patient/{pid}"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def nested_extensions(depth: int) -> dict[str, Any]:
+    """A Patient whose extension holds an extension, ``depth`` times over."""
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "x"}
+    for _ in range(depth):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    return {"resourceType": "Patient", "extension": [extension]}
+
+
+def nested_contained(depth: int) -> dict[str, Any]:
+    """A Patient containing a Patient that contains one, ``depth`` times over."""
+    resource: dict[str, Any] = {"resourceType": "Patient", "id": "c0"}
+    for level in range(1, depth):
+        resource = {"resourceType": "Patient", "id": f"c{level}", "contained": [resource]}
+    return {"resourceType": "Patient", "contained": [resource]}
+
 
 CASES = [
     # -- bodies that are not JSON objects ------------------------------------------------
@@ -379,6 +397,348 @@ CASES = [
         None,
         400,
         text="within",
+    ),
+    # -- NUL, which no FHIR string holds and PostgreSQL text cannot (the input screen) -------
+    Case(
+        "nul-in-a-string",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "name": [{"family": "Oka\u0000for"}]}),
+        400,
+        expression="Patient.name[0].family",
+        text="NUL",
+    ),
+    Case(
+        "nul-in-an-element-name",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "gender\u0000": "male"}),
+        400,
+        expression="Patient.gender%00",
+    ),
+    Case(
+        "nul-in-an-update",
+        "PUT",
+        "/CareTeam/{tid}",
+        FHIR,
+        team(id="{tid}", subject=SUBJECT, name="Key\u0000working"),
+        400,
+        expression="CareTeam.name",
+    ),
+    Case(
+        "nul-in-a-bundle-entry",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "name": [{"given": ["A\u0000"]}]},
+                        "request": {"method": "POST", "url": "Patient"},
+                    }
+                ],
+            }
+        ),
+        400,
+        expression="Bundle.entry[0].resource.name[0].given[0]",
+    ),
+    Case(
+        "nul-in-a-patch-value",
+        "PATCH",
+        "/Patient/{pid}",
+        PATCH,
+        j([{"op": "replace", "path": "/gender", "value": "fe\u0000male"}]),
+        400,
+        expression="[0].value",
+    ),
+    Case(
+        "nul-in-a-handover",
+        "POST",
+        "/CareTeam/{tid}/$handover",
+        FHIR,
+        j(
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "reason", "valueString": "\u0000"}],
+            }
+        ),
+        400,
+        expression="Parameters.parameter[0].valueString",
+    ),
+    Case("nul-in-a-read-id", "GET", "/Patient/a%00b", {}, None, 400, text="NUL"),
+    Case("nul-in-an-update-id", "PUT", "/Patient/a%00b", FHIR, j({"resourceType": "Patient"}), 400),
+    Case("nul-in-a-history-id", "GET", "/Patient/a%00b/_history", {}, None, 400, text="NUL"),
+    Case(
+        "nul-in-accountable-patient",
+        "GET",
+        "/CareTeam/$accountable?patient=Patient/a%00b",
+        {},
+        None,
+        400,
+        expression="patient",
+    ),
+    Case(
+        "nul-in-accountable-date",
+        "GET",
+        "/CareTeam/$accountable?patient=Patient/{pid}&date=2025%00",
+        {},
+        None,
+        400,
+        expression="date",
+    ),
+    Case("nul-in-caseload-id", "GET", "/Organization/a%00b/$caseload", {}, None, 400, text="NUL"),
+    Case(
+        "nul-in-gaps-organization",
+        "GET",
+        "/$accountability-gaps?organization=%00",
+        {},
+        None,
+        400,
+        expression="organization",
+    ),
+    Case("nul-in-a-sort", "GET", "/Patient?_sort=%00", {}, None, 400, expression="_sort"),
+    Case("nul-in-since", "GET", "/_history?_since=2025%00", {}, None, 400, expression="_since"),
+    Case("nul-in-a-parameter-name", "GET", "/Patient?fam%00ily=x", {}, None, 400, text="fam%00ily"),
+    Case(
+        "nul-in-a-search-form",
+        "POST",
+        "/Patient/_search",
+        FORM,
+        b"gender=male&family=Oka%00for",
+        400,
+        expression="family",
+    ),
+    Case(
+        "search-form-not-utf8",
+        "POST",
+        "/Patient/_search",
+        FORM,
+        b"family=Oka\xffor",
+        400,
+        text="UTF-8",
+    ),
+    Case(
+        "nul-in-a-conditional-create",
+        "POST",
+        "/Patient",
+        {**FHIR, "If-None-Exist": "identifier=a%00b"},
+        j({"resourceType": "Patient"}),
+        400,
+    ),
+    # -- depth and length limits (max_json_depth, max_string_length) ---------------------
+    Case(
+        "extensions-150-deep",
+        "POST",
+        "/Patient",
+        FHIR,
+        j(nested_extensions(150)),
+        400,
+        text="deeper than 64",
+    ),
+    Case(
+        "contained-200-deep",
+        "POST",
+        "/Patient",
+        FHIR,
+        j(nested_contained(200)),
+        400,
+        text="deeper than 64",
+    ),
+    Case(
+        "deep-in-a-bundle",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "resource": nested_extensions(40),
+                        "request": {"method": "POST", "url": "Patient"},
+                    }
+                ],
+            }
+        ),
+        400,
+        text="deeper than 64",
+    ),
+    Case(
+        "string-over-the-limit",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "name": [{"family": "x" * 101}]}),
+        400,
+        expression="Patient.name[0].family",
+        text="100 characters",
+        settings={"max_string_length": 100},
+    ),
+    # -- JSON types are strict: no string for a boolean or number, no number for a string --
+    Case(
+        "boolean-as-string",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "active": "true"}),
+        400,
+        expression="Patient.active",
+    ),
+    Case(
+        "boolean-as-number",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "active": 1}),
+        400,
+        expression="Patient.active",
+    ),
+    Case(
+        "integer-as-string",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "multipleBirthInteger": "2"}),
+        400,
+        expression="Patient.multipleBirthInteger",
+    ),
+    Case(
+        "integer-as-decimal",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "multipleBirthInteger": 2.5}),
+        400,
+        expression="Patient.multipleBirthInteger",
+    ),
+    Case(
+        "decimal-as-string",
+        "POST",
+        "/Patient",
+        FHIR,
+        j(
+            {
+                "resourceType": "Patient",
+                "extension": [{"url": "http://example.org/x", "valueDecimal": "1.5"}],
+            }
+        ),
+        400,
+        expression="Patient.extension[0].valueDecimal",
+    ),
+    Case(
+        "date-as-number",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "birthDate": 0}),
+        400,
+        expression="Patient.birthDate",
+    ),
+    Case(
+        "datetime-as-number",
+        "POST",
+        "/Patient",
+        FHIR,
+        j({"resourceType": "Patient", "deceasedDateTime": 1700000000}),
+        400,
+        expression="Patient.deceasedDateTime",
+    ),
+    Case(
+        "boolean-as-string-in-a-bundle",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "active": "false"},
+                        "request": {"method": "POST", "url": "Patient"},
+                    }
+                ],
+            }
+        ),
+        400,
+        text="boolean",
+    ),
+    # -- dates: a time needs a zone; the years are 0001 to 9999 --------------------------
+    Case(
+        "search-time-without-zone",
+        "GET",
+        "/CareTeam?date=2024-01-01T10:00:00",
+        {},
+        None,
+        400,
+        text="time zone",
+    ),
+    Case(
+        "accountable-time-without-zone",
+        "GET",
+        "/CareTeam/$accountable?patient=Patient/{pid}&date=2024-01-01T10:00:00",
+        {},
+        None,
+        400,
+        expression="date",
+    ),
+    Case(
+        "accountable-year-zero",
+        "GET",
+        "/CareTeam/$accountable?patient=Patient/{pid}&date=0000-01-01",
+        {},
+        None,
+        400,
+        expression="date",
+    ),
+    # -- If-Match must be a version ETag, W/"n" --------------------------------------------
+    *(
+        Case(
+            f"if-match-{name}-{method.lower()}",
+            method,
+            "/CareTeam/{tid}",
+            {**(FHIR if method == "PUT" else {}), "If-Match": value},
+            team(id="{tid}", subject=SUBJECT) if method == "PUT" else None,
+            400,
+            text="If-Match",
+        )
+        for name, value in (("strong", '"2"'), ("unquoted", "W/2"), ("bare", "2"))
+        for method in ("PUT", "DELETE")
+    ),
+    Case(
+        "if-match-huge",
+        "PUT",
+        "/CareTeam/{tid}",
+        {**FHIR, "If-Match": 'W/"' + "9" * 30 + '"'},
+        team(id="{tid}", subject=SUBJECT),
+        400,
+        text="If-Match",
+    ),
+    Case(
+        "bundle-if-match-strong",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "id": "{pid}"},
+                        "request": {"method": "PUT", "url": "Patient/{pid}", "ifMatch": '"1"'},
+                    }
+                ],
+            }
+        ),
+        400,
+        text="If-Match",
     ),
     # -- JSON Patch ----------------------------------------------------------------------
     Case(

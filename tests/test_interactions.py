@@ -269,7 +269,7 @@ async def test_update_of_another_type_in_the_body_is_400(client: httpx.AsyncClie
 
 async def test_update_with_a_matching_if_match_succeeds(client: httpx.AsyncClient) -> None:
     pid = (await create(client, patient()))["id"]
-    for number, etag in enumerate(('W/"1"', '"2"', 'W/"3"'), start=1):
+    for number, etag in enumerate(('W/"1"', 'W/"2"', ' W/"3" '), start=1):
         response = await client.put(
             f"/Patient/{pid}",
             json=patient(id=pid, birthDate=f"197{number}-01-01"),

@@ -68,14 +68,23 @@ class Stored:
         return f"{self.type}/{self.id}"
 
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+# Exactly the ETags this server hands out (``Stored.etag``), with a version a database
+# integer holds.
+_ETAG = re.compile(r'W/"([0-9]{1,9})"')
 
 
 def parse_etag(value: str) -> int:
-    """The version number an ``If-Match`` value (``W/"3"``) names; 400 when it names none."""
-    match = _ETAG.match(value.strip())
+    """The version number an ``If-Match`` value (``W/"3"``) names; 400 when it names none.
+
+    Only the weak ETag this server sends is a version: a strong ``"3"``, a bare ``W/3`` or
+    ``3`` is refused rather than guessed at, since a guard the client got wrong must not let
+    the update through unguarded."""
+    match = _ETAG.fullmatch(value.strip())
     if match is None:
-        raise BadRequest(f"If-Match '{value}' is not a version ETag such as W/\"3\"")
+        raise BadRequest(
+            f"If-Match '{value[:40]}' is not a version ETag such as W/\"3\"",
+            expression=("If-Match",),
+        )
     return int(match.group(1))
 
 
