@@ -13,7 +13,6 @@ connection: that is the only way left to tell the client its answer is cut short
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -40,11 +39,3 @@ class AnsweredErrors:
         except Exception:
             if not answered:
                 raise
-
-
-class Service(FastAPI):
-    """FastAPI with ``AnsweredErrors`` around its whole middleware stack, whatever
-    middleware the app adds."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return AnsweredErrors(super().build_middleware_stack())

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_mappings.issues import Issue
-from service.answered_errors import Service
+from service.application import Service
 from service.audit.middleware import AuditMiddleware
 from service.audit.writer import AuditWriter
 from service.auth.setup import build_auth

@@ -92,6 +92,8 @@ class Operation:
     instance: bool = False
     # (resource type, action) pairs the caller's access must allow, every one of them
     requires: tuple[tuple[str, str], ...] = ()
+    # media types of the body it takes (a Parameters resource in FHIR JSON, or a file)
+    body_types: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -127,6 +129,7 @@ OPERATIONS: dict[str, Operation] = {
             "CareTeam",
             instance=True,
             requires=(("CareTeam", "read"), ("CareTeam", "update")),
+            body_types=("application/fhir+json", "application/json"),
         ),
         Operation(
             "accountability-gaps",
@@ -141,6 +144,7 @@ OPERATIONS: dict[str, Operation] = {
             requires=tuple(
                 (rtype, action) for rtype in _IMPORTED_TYPES for action in ("create", "update")
             ),
+            body_types=("text/csv",),
         ),
         Operation(
             "caseload",

@@ -13,6 +13,7 @@ from service.bundle_entries import Entry, read_bundle
 from service.bundles import response_bundle
 from service.errors import Forbidden
 from service.media import fhir_response, read_resource
+from service.openapi_docs import interaction_docs
 from service.routes.access import ACTION_OF
 from service.routes.dependencies import InteractionsDep, SettingsDep
 from service.transactions import BundleProcessor
@@ -44,7 +45,11 @@ def _scope_check(access: Access) -> Callable[[Entry], None]:
 
 @router.post("/", include_in_schema=False)
 @router.post(
-    "", operation_id="transaction_or_batch", summary="transaction / batch", tags=["system"]
+    "",
+    operation_id="transaction_or_batch",
+    summary="transaction / batch",
+    tags=["system"],
+    **interaction_docs("transaction", "POST"),
 )
 async def transaction_or_batch(
     request: Request, service: InteractionsDep, settings: SettingsDep

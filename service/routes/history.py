@@ -16,6 +16,7 @@ from service.bundles import history_bundle
 from service.errors import BadRequest
 from service.interactions import Interactions
 from service.media import fhir_response, negotiate
+from service.openapi_docs import interaction_docs
 from service.paging import Cursors
 from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
 from service.search.controls import whole_number
@@ -89,7 +90,13 @@ async def history_response(
 router = APIRouter(dependencies=[Depends(negotiate)])
 
 
-@router.get("/_history", operation_id="history_system", summary="history-system", tags=["system"])
+@router.get(
+    "/_history",
+    operation_id="history_system",
+    summary="history-system",
+    tags=["system"],
+    **interaction_docs("history-system", "GET"),
+)
 async def history_system(
     request: Request, service: InteractionsDep, settings: SettingsDep, cursors: CursorsDep
 ) -> Response:

@@ -25,6 +25,7 @@ from service.auth.access import Access, current_access
 from service.errors import BadRequest, Forbidden, operation_outcome
 from service.keyworking.answers import Keyworking, instant_param
 from service.media import fhir_response, read_body, read_bytes, response_media_type
+from service.openapi_docs import operation_docs
 from service.paging import Cursors
 from service.registry import OPERATIONS, Operation
 from service.routes.access import check_record, require
@@ -233,5 +234,6 @@ def build_router() -> APIRouter:
             operation_id=f"op_{operation.code.replace('-', '_')}",
             summary=f"${operation.code}",
             description=str(operation.definition["description"]),
+            **operation_docs(operation),
         )
     return router

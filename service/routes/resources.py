@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from service.errors import BadRequest
 from service.media import JSON_PATCH, fhir_response, negotiate, read_body, read_resource
+from service.openapi_docs import interaction_docs
 from service.registry import RESOURCE_TYPES, ResourceType
 from service.routes.dependencies import CursorsDep, InteractionsDep, SettingsDep
 from service.routes.headers import if_match, resource_response, version_headers
@@ -159,5 +160,6 @@ def build_router() -> APIRouter:
                 summary=f"{interaction} {rtype.name}",
                 tags=[rtype.name],
                 response_class=Response,
+                **interaction_docs(interaction, method, rtype.name),
             )
     return router
