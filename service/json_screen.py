@@ -43,18 +43,18 @@ def screen_json(body: Any, raw: bytes, limits: JsonLimits) -> None:
     """Refuse (400) a parsed JSON body that is too deep, holds a string too long, or holds
     a NUL in a string or a name; the issue's expression is where (``Bundle.entry[0]...``).
 
-    Every write passes here, so the walk over the parsed body (a type test per value, a
-    search and a length per string) only runs when the raw bytes say a limit could be
-    broken: a NUL can only come from a ``\\u0000`` escape, no string is longer than the
-    body, and nothing nests deeper than the body has opening brackets. Locations are only
-    spelled out on the way out of a refusal.
+    Every write passes here, so only what the raw bytes leave possible is looked for: a NUL
+    can only come from a ``\\u0000`` escape, no string is longer than the body, and nothing
+    nests deeper than the body has opening brackets. Most bodies need no walk at all, most
+    others a walk over their objects and arrays alone; the full walk over every value (a
+    type test each, a search and a length per string) runs for the rest, and it is the one
+    that names the element, on the way out of a refusal.
     """
-    if (
-        b"\\u0000" not in raw
-        and len(raw) <= limits.max_string
-        and raw.count(b"{") + raw.count(b"[") <= limits.max_depth
-    ):
-        return
+    if b"\\u0000" not in raw and len(raw) <= limits.max_string:
+        if raw.count(b"{") + raw.count(b"[") <= limits.max_depth:
+            return
+        if not (type(body) is dict or type(body) is list) or not _too_deep(body, limits.max_depth):
+            return
     try:
         if type(body) is str:
             _check_string(body, limits.max_string)
@@ -67,6 +67,15 @@ def screen_json(body: Any, raw: bytes, limits: JsonLimits) -> None:
             "long": (f"A string is longer than {limits.max_string} characters", "too-long"),
         }[refused.kind]
         raise BadRequest(reason, code=code, expression=(_expression(body, refused),)) from None
+
+
+def _too_deep(value: dict[str, Any] | list[Any], depth_left: int) -> bool:
+    if depth_left <= 0:
+        return True
+    for item in value.values() if type(value) is dict else value:
+        if (type(item) is dict or type(item) is list) and _too_deep(item, depth_left - 1):
+            return True
+    return False
 
 
 def _expression(body: Any, refused: _Refused) -> str:

@@ -90,7 +90,8 @@ def fhir_response(
 
 
 async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> bytes:
-    """The raw body, refusing other media types (415) and bodies over the limit (413)."""
+    """The raw body, refusing other media types (415), bodies over the limit (413) and a NUL
+    byte (400), which no FHIR value and no PostgreSQL text may hold (a CSV file's, say)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in accepted:
         raise UnsupportedMediaType(
@@ -111,7 +112,12 @@ async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]
         if size > max_bytes:
             raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    raw = b"".join(chunks)
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise BadRequest(f"The body holds a NUL character (on line {line})", code="value")
+    return raw
 
 
 async def read_body(request: Request, max_bytes: int, accepted: tuple[str, ...]) -> Any:

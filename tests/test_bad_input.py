@@ -613,7 +613,7 @@ CASES = [
         "POST",
         "/Patient",
         FHIR,
-        j({"resourceType": "Patient", "multipleBirthInteger": 2.5}),
+        j({"resourceType": "Patient", "multipleBirthInteger": 2.0}),
         400,
         expression="Patient.multipleBirthInteger",
     ),

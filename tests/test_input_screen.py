@@ -178,3 +178,23 @@ async def test_a_form_search_passes_the_screen(client: httpx.AsyncClient) -> Non
     )
     assert response.status_code == 200, response.text
     assert len(response.json()["entry"]) == 1
+
+
+async def test_an_assignment_csv_with_a_nul_is_refused(client: httpx.AsyncClient) -> None:
+    header = (
+        "nhs_number,patient_family,patient_given,birth_date,professional_id,"
+        "professional_family,professional_given,profession_snomed,ods_code,organisation_name,"
+        "email,phone,keyworking_role,start,end\n"
+    )
+    row = (
+        "9990002002,Ade\x00yemi,Grace,1948-02-11,G8234567,Holloway,Ruth,62247001,B86001,"
+        "Chapel Allerton Medical Centre,ruth.holloway@nhs.net,0113 496 0201,"
+        "accountable-professional,2019-04-01,\n"
+    )
+    response = await client.post(
+        "/$import-assignments",
+        content=(header + row).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.text
