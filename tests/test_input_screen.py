@@ -5,6 +5,7 @@ parameter before its first byte."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from joserfc import jwt
 
-from tests.authkit import TOKEN_URL, public_jwks, register, rsa_key, secure_client
+from tests.authkit import TOKEN_URL, bearer, mint, public_jwks, register, rsa_key, secure_client
 from tests.keyworking_world import build
 from tests.test_bad_input import nested_extensions
 
@@ -198,3 +199,21 @@ async def test_an_assignment_csv_with_a_nul_is_refused(client: httpx.AsyncClient
     )
     assert response.status_code == 400, response.text
     assert "NUL" in response.text
+
+
+@pytest.mark.parametrize("path", ["/Patient/a%00b", "/Patient/" + "a" * 600])
+async def test_a_refused_request_is_audited_without_losing_its_batch(
+    app_factory: AppFactory, database_url: str, path: str
+) -> None:
+    """The refusal is audited like any request, and what the path names cannot stop the
+    journal writing it, nor the events queued with it."""
+    api = await secure_client(app_factory)
+    headers = bearer(await mint(database_url, "system/*.cruds"))
+    assert (await api.get(path, headers=headers)).status_code in (400, 404)
+    assert (await api.get("/Patient", headers=headers)).status_code == 200
+    for _ in range(100):
+        events = (await api.get("/AuditEvent", headers=headers)).json().get("entry", [])
+        if len(events) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(events) >= 2, events

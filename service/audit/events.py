@@ -109,7 +109,10 @@ def target_of(path: str) -> str | None:
     """The resource a request path (below the FHIR base) is about, as a reference."""
     parts = path.split("/")
     if len(parts) >= 2 and parts[0][:1].isupper() and not parts[1].startswith(("_", "$")):
-        return "/".join(parts[:2])
+        target = "/".join(parts[:2])
+        # A path with a NUL is refused (service.input_screen) and names nothing the journal
+        # could hold: PostgreSQL text cannot.
+        return None if "\x00" in target else target
     return None
 
 
