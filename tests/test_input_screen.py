@@ -217,3 +217,14 @@ async def test_a_refused_request_is_audited_without_losing_its_batch(
             break
         await asyncio.sleep(0.05)
     assert len(events) >= 2, events
+
+
+def test_every_served_type_validates_json_types_strictly() -> None:
+    """``json_types.install`` only counts for classes built after it: an import of
+    ``fhir.resources`` ahead of ``fhir_mappings.model`` would quietly take ``"true"`` for a
+    boolean again, so say so here."""
+    from fhir_mappings import json_types, model
+    from service.registry import RESOURCE_TYPES
+
+    lax = [name for name in RESOURCE_TYPES if not json_types.installed_for(model.model_class(name))]
+    assert lax == []
