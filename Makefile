@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint format openapi clean bench bench-smoke wrk
+.PHONY: run test lint format openapi clean bench bench-smoke wrk fuzz
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -44,6 +44,10 @@ lint: $(VENV)/.test-installed
 format: $(VENV)/.test-installed
 	$(BIN)/ruff check --fix service fhir_mappings tests bench
 	$(BIN)/ruff format service fhir_mappings tests bench
+
+# The live fuzz test for ten minutes rather than CI's 90 s (or: make fuzz FUZZ_SECONDS=3600).
+fuzz: $(VENV)/.test-installed
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) $(BIN)/python -m pytest tests/test_fuzz_live.py
 
 openapi: $(VENV)/.installed
 	$(BIN)/keyworker export-openapi openapi/openapi.json
