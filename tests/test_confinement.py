@@ -432,6 +432,22 @@ async def test_another_patients_record_is_404_like_a_missing_one(
     assert "Family-other" not in hidden.text and "gp-other" not in hidden.text
 
 
+async def test_another_patients_deleted_record_is_404_while_ones_own_is_410(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """A deletion carries no data, yet answering 410 for another patient's deleted record
+    would tell that it existed: it is judged by the version it deleted."""
+    client = await _seeded(app_factory, database_url)
+    admin = await _admin(database_url)
+    for target in ("ct-own", "ct-other"):
+        deleted = await client.delete(f"/CareTeam/{target}", headers=admin)
+        assert deleted.status_code in (200, 204), deleted.text
+    headers = await _own(database_url)
+    _outcome(await client.get("/CareTeam/ct-other", headers=headers), 404, "not-found", None)
+    own = await client.get("/CareTeam/ct-own", headers=headers)
+    assert own.status_code == 410, own.text
+
+
 async def test_writes_to_another_patients_record_are_404_like_a_missing_one(
     app_factory: AppFactory, database_url: str
 ) -> None:
