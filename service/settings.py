@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # Search is refused (400 too-costly) past these, so no query runs unbounded.
     search_max_parameters: int = 50
     search_max_values: int = 200
-    search_max_value_length: int = 1024
+    # Long enough for any stored identifier or name a client may search for again.
+    search_max_value_length: int = 8192
     search_max_includes: int = 10
     search_max_included: int = 1000
     search_timeout_ms: int = 10_000  # PostgreSQL cancels a longer search statement

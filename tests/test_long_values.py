@@ -4,14 +4,13 @@ Each element here was once held in a column of fixed length: PostgreSQL refused 
 value (a 500), and the index cut some short, so a search could not tell two long values apart.
 The lengths are the issue's (just over each old column) and one over PostgreSQL's limit on an
 index row; each search must find the value and must not find a twin differing in its last
-character only, beyond the indexed head. Searches here may be as long as the values
-(``search_max_value_length`` is a deployment's choice; the storage has no limit of its own).
+character only, beyond the indexed head. The default ``search_max_value_length`` admits
+searches as long as the values.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -20,11 +19,6 @@ import pytest
 FHIR = {"Content-Type": "application/fhir+json"}
 SYSTEM = "http://example.org/ids"
 OTHER_SERVER = "http://other.example/fhir/"
-
-
-@pytest.fixture
-async def client(app_factory: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
-    return await app_factory(search_max_value_length=4 * 1024)
 
 
 def text(length: int) -> str:

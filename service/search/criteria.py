@@ -39,7 +39,7 @@ class Limits:
 
     max_parameters: int = 50
     max_values: int = 200
-    max_value_length: int = 1024
+    max_value_length: int = 8192
 
 
 @dataclass(frozen=True)
