@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from fhir_mappings.issues import Issue
@@ -107,11 +107,18 @@ async def read_bytes(request: Request, max_bytes: int, accepted: tuple[str, ...]
         raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"The body is larger than the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as gone:
+        # The client's doing, not a fault of the server's: nobody hears this answer, but
+        # the audit records a refused request rather than an internal error.
+        raise BadRequest(
+            "The client closed the connection before its body was complete", code="incomplete"
+        ) from gone
     raw = b"".join(chunks)
     nul = raw.find(b"\x00")
     if nul >= 0:

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ class Server:
     host: str
     port: int
     database: str
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +45,9 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env["KEYWORKER_REQUEST_BODY_TIMEOUT_S"] = str(TIMEOUT_S)
     keyworker_ok(env, "db", "upgrade")
     with serving(env, tmp_path_factory.mktemp("faults-logs"), "--insecure-no-auth") as running:
-        root, _ = running
+        root, log = running
         host, port = root.removeprefix("http://").split(":")
-        yield Server(host, int(port), database)
+        yield Server(host, int(port), database, log)
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,25 @@ async def test_a_connection_that_sends_nothing_is_closed(connection: Connection)
     opened = time.monotonic()
     assert await connection.closed_within(TIMEOUT_S + 1.5) == b""
     assert time.monotonic() - opened > TIMEOUT_S - 0.1
+
+
+async def test_a_client_gone_mid_body_is_no_internal_error(
+    server: Server, connection: Connection
+) -> None:
+    """The body was cut short by the client, not by a fault of the server's: nothing to log
+    as an unhandled error (nor to audit as a 500)."""
+    logged_before = len(server.log.read_bytes())
+    await connection.send(
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: test\r\n"
+        b"Content-Type: application/fhir+json\r\nContent-Length: 200\r\n\r\n" + PATIENT[:10]
+    )
+    await asyncio.sleep(0.2)
+    await connection.close()
+    await asyncio.sleep(0.3)
+    probe = await Connection.open(server)
+    try:
+        assert (await probe.request("GET", "/fhir/Patient/p1")).status in (200, 404)
+    finally:
+        await probe.close()
+    log = server.log.read_bytes()[logged_before:].decode(errors="replace")
+    assert "unhandled error" not in log and "ClientDisconnect" not in log, log[-2000:]
