@@ -98,8 +98,11 @@ def _entry(index: int, raw: Any) -> Entry:
         raise _fail(index, "request.url", f"{method} needs Type/id or search criteria")
     if method == "POST" and (resource_id is not None or query):
         raise _fail(index, "request.url", "POST takes the resource type alone")
-    full_url = raw.get("fullUrl")
-    if_match = request.get("ifMatch")
+    if_match = _text(index, request, "request.ifMatch")
+    try:
+        version_matched = None if if_match is None else parse_etag(if_match)
+    except BadRequest as error:
+        raise _fail(index, "request.ifMatch", error.issues[0].diagnostics) from error
     return Entry(
         index=index,
         method=method,
@@ -108,10 +111,19 @@ def _entry(index: int, raw: Any) -> Entry:
         version=version,
         query=query or None,
         resource=resource if isinstance(resource, dict) else None,
-        full_url=full_url if isinstance(full_url, str) else None,
-        if_none_exist=request.get("ifNoneExist"),
-        if_match=parse_etag(if_match) if isinstance(if_match, str) else None,
+        full_url=_text(index, raw, "fullUrl"),
+        if_none_exist=_text(index, request, "request.ifNoneExist"),
+        if_match=version_matched,
     )
+
+
+def _text(index: int, holder: dict[str, Any], element: str) -> str | None:
+    """An optional string element; any other JSON type is refused, not ignored (an ``ifMatch``
+    of ``3`` dropped silently would let the write through unguarded)."""
+    value = holder.get(element.rpartition(".")[2])
+    if value is None or isinstance(value, str):
+        return value
+    raise _fail(index, element, f"{element.rpartition('.')[2]} must be a string")
 
 
 def read_bundle(body: dict[str, Any], max_entries: int) -> tuple[str, list[Entry]]:

@@ -739,6 +739,27 @@ CASES = [
         ),
         400,
         text="If-Match",
+        expression="Bundle.entry[0].request.ifMatch",
+    ),
+    Case(
+        "bundle-if-match-number",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "id": "{pid}"},
+                        "request": {"method": "PUT", "url": "Patient/{pid}", "ifMatch": 1},
+                    }
+                ],
+            }
+        ),
+        400,
+        expression="Bundle.entry[0].request.ifMatch",
     ),
     # -- JSON Patch ----------------------------------------------------------------------
     Case(
