@@ -155,6 +155,10 @@ class Served:
     def types(self) -> list[str]:
         return sorted(self.interactions)
 
+    @property
+    def writable(self) -> list[str]:
+        return [name for name in self.types if "create" in self.interactions[name]]
+
     def references_of(self, resource_type: str) -> list[str]:
         kinds = self.search.get(resource_type, {})
         return [name for name, kind in kinds.items() if kind == "reference"]
@@ -286,7 +290,7 @@ def bodies(draw: st.DrawFn, value: Json) -> bytes:
 def writes(draw: st.DrawFn, served: Served) -> Call:
     """Create (plain or conditional), update (with ``If-Match`` variants, or conditional),
     JSON Patch and delete (plain or conditional), on any type, allowed or not."""
-    resource_type = draw(st.sampled_from(served.types))
+    resource_type = draw(st.one_of(st.sampled_from(served.writable), st.sampled_from(served.types)))
     resource = draw(resources(resource_type, served.types))
     kind = draw(st.sampled_from(["create", "update", "conditional", "patch", "delete"]))
     headers = [("Content-Type", draw(st.sampled_from(CONTENT_TYPES[:1] * 6 + CONTENT_TYPES)))]
