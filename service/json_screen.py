@@ -2,10 +2,11 @@
 
 ``service.media.read_body`` parses every JSON body a request sends (a Bundle's entries with it)
 and hands it here: nesting deeper than ``Settings.max_json_depth`` (which would exhaust the
-model's recursion), a string longer than ``Settings.max_string_length``, and a NUL character
-in a string or a name (FHIR's string type does not allow it; PostgreSQL text cannot hold it)
-are refused with a 400 naming the element by FHIRPath. ``service.input_screen`` screens the
-path, the query and form bodies.
+model's recursion), a string longer than ``Settings.max_string_length``, a NUL character
+in a string or a name (FHIR's string type does not allow it; PostgreSQL text cannot hold it),
+and a ``null`` element (FHIR JSON has none; only a primitive array may hold one, to line up
+with its ``_name`` array of extensions) are refused with a 400 naming the element by
+FHIRPath. ``service.input_screen`` screens the path, the query and form bodies.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def screen_json(body: Any, raw: bytes, limits: JsonLimits) -> None:
     type test each, a search and a length per string) runs for the rest, and it is the one
     that names the element, on the way out of a refusal.
     """
-    if b"\\u0000" not in raw and len(raw) <= limits.max_string:
+    if b"\\u0000" not in raw and b"null" not in raw and len(raw) <= limits.max_string:
         if raw.count(b"{") + raw.count(b"[") <= limits.max_depth:
             return
         if not (type(body) is dict or type(body) is list) or not _too_deep(body, limits.max_depth):
@@ -65,6 +66,7 @@ def screen_json(body: Any, raw: bytes, limits: JsonLimits) -> None:
             "depth": (f"Objects and arrays nest deeper than {limits.max_depth} here", "structure"),
             "nul": ("A NUL character (\\u0000) is not allowed in a FHIR string or name", "value"),
             "long": (f"A string is longer than {limits.max_string} characters", "too-long"),
+            "null": ("An element may not be null in FHIR JSON: leave it out", "structure"),
         }[refused.kind]
         raise BadRequest(reason, code=code, expression=(_expression(body, refused),)) from None
 
@@ -100,6 +102,10 @@ def _walk(value: dict[str, Any] | list[Any], depth_left: int, longest: int) -> N
             except _Refused as refused:
                 refused.steps.append(key)
                 raise
+        elif item is None and type(key) is str:
+            null = _Refused("null")
+            null.steps.append(key)
+            raise null
         if type(key) is str and (NUL in key or len(key) > longest):
             _refuse(key, key)
 

@@ -398,6 +398,44 @@ CASES = [
         400,
         text="within",
     ),
+    Case(
+        "null-element",
+        "POST",
+        "/CarePlan",
+        FHIR,
+        j(
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "subject": SUBJECT,
+                "period": {"start": "2024-01-01", "end": None},
+            }
+        ),
+        400,
+        expression="CarePlan.period.end",
+        text="null",
+    ),
+    Case(
+        "bundle-entry-id-not-a-string",
+        "POST",
+        "",
+        FHIR,
+        j(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "CarePlan", "id": False},
+                        "request": {"method": "PUT", "url": "CarePlan?_id=active"},
+                    }
+                ],
+            }
+        ),
+        400,
+        expression="Bundle.entry[0].resource.id",
+    ),
     # -- NUL, which no FHIR string holds and PostgreSQL text cannot (the input screen) -------
     Case(
         "nul-in-a-string",
