@@ -92,6 +92,8 @@ def _entry(index: int, raw: Any) -> Entry:
     resource = raw.get("resource")
     if method in ("POST", "PUT") and not isinstance(resource, dict):
         raise _fail(index, "resource", f"A {method} entry needs a resource")
+    if isinstance(resource, dict):
+        _text(index, resource, "resource.id")  # read to plan the writes, before any model
     if method == "PATCH":
         raise _fail(index, "request.method", "PATCH in bundles is not supported; use PUT")
     if method in ("PUT", "DELETE") and resource_id is None and not query:
