@@ -126,6 +126,17 @@ def parse(text: str) -> Parsed:
     if unknown:
         parsed.bad.append(BadRow(1, "header has unknown columns: " + ", ".join(unknown)))
         return parsed
+    try:
+        _read_rows(reader, parsed)
+    except csv.Error as error:
+        # Past a line the csv module cannot read, no row can be trusted (nor skipped alone):
+        # the file is refused, or with bad rows skipped nothing of it is imported.
+        parsed.rows.clear()
+        parsed.bad.append(BadRow(reader.line_num + 1, f"not readable as CSV: {error}"))
+    return parsed
+
+
+def _read_rows(reader: csv.DictReader[str], parsed: Parsed) -> None:
     for row in reader:
         line = reader.line_num
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -137,7 +148,6 @@ def parse(text: str) -> Parsed:
             parsed.bad.append(BadRow(line, "; ".join(problems)))
         else:
             parsed.rows.append((line, values))
-    return parsed
 
 
 def _identifier(value: str, default_system: str) -> dict[str, str]:

@@ -181,24 +181,45 @@ async def test_a_form_search_passes_the_screen(client: httpx.AsyncClient) -> Non
     assert len(response.json()["entry"]) == 1
 
 
-async def test_an_assignment_csv_with_a_nul_is_refused(client: httpx.AsyncClient) -> None:
-    header = (
-        "nhs_number,patient_family,patient_given,birth_date,professional_id,"
-        "professional_family,professional_given,profession_snomed,ods_code,organisation_name,"
-        "email,phone,keyworking_role,start,end\n"
-    )
-    row = (
-        "9990002002,Ade\x00yemi,Grace,1948-02-11,G8234567,Holloway,Ruth,62247001,B86001,"
+CSV_HEADER = (
+    "nhs_number,patient_family,patient_given,birth_date,professional_id,"
+    "professional_family,professional_given,profession_snomed,ods_code,organisation_name,"
+    "email,phone,keyworking_role,start,end\n"
+)
+
+
+def _csv_row(family: str) -> str:
+    return (
+        f"9990002002,{family},Grace,1948-02-11,G8234567,Holloway,Ruth,62247001,B86001,"
         "Chapel Allerton Medical Centre,ruth.holloway@nhs.net,0113 496 0201,"
         "accountable-professional,2019-04-01,\n"
     )
+
+
+async def test_an_assignment_csv_with_a_nul_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/$import-assignments",
-        content=(header + row).encode(),
+        content=(CSV_HEADER + _csv_row("Ade\x00yemi")).encode(),
         headers={"Content-Type": "text/csv"},
     )
     assert response.status_code == 400, response.text
     assert "NUL" in response.text
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+async def test_an_assignment_csv_the_csv_reader_cannot_read_imports_nothing(
+    client: httpx.AsyncClient, lenient: bool
+) -> None:
+    """A carriage return inside an unquoted field stops Python's csv reader: no row of the
+    file is trusted, skipped bad rows or not."""
+    text = CSV_HEADER + _csv_row("Adeyemi") + _csv_row("Ade\ryemi")
+    query = "?skipBadRows=true" if lenient else ""
+    response = await client.post(
+        f"/$import-assignments{query}", content=text.encode(), headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == (200 if lenient else 422), response.text
+    assert "not readable as CSV" in response.text and "line 3" in response.text
+    assert (await client.get("/Patient?identifier=9990002002")).json().get("total", 0) == 0
 
 
 @pytest.mark.parametrize("path", ["/Patient/a%00b", "/Patient/" + "a" * 600])
