@@ -5,9 +5,12 @@ with them), and searches that differ only in their values must share one plan.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
+from service.db.tables import INDEXED_CHARACTERS
 from service.search.criteria import parse
 from service.search.sql import Planner
 
@@ -70,3 +73,18 @@ def test_a_different_form_of_value_is_a_different_plan() -> None:
     code_only, _ = _plan("Patient", [("identifier", "9000000009")])
     no_system, _ = _plan("Patient", [("identifier", "|9000000009")])
     assert len({with_system, code_only, no_system}) == 3
+
+
+@pytest.mark.parametrize(("resource_type", "pairs"), QUERIES)
+@pytest.mark.parametrize("dialect", [postgresql.asyncpg.dialect(), sqlite.dialect()])
+def test_indexed_heads_are_written_as_their_index_is_built(
+    resource_type: str, pairs: list[tuple[str, str]], dialect: object
+) -> None:
+    """A database uses an expression index only for the very expression it was built on:
+    ``substr(code, $1, $2)`` is not ``substr(code, 1, 256)`` to it, and every search by a
+    token or a name scanned its whole index table."""
+    parsed = parse(resource_type, pairs)
+    compiled = str(Planner(BASE).where(parsed).compile(dialect=dialect))  # type: ignore[arg-type]
+    heads = re.findall(r"substr\((idx_\w+\.\w+), ([^()]*)\)", compiled)
+    for column, bounds in heads:
+        assert bounds == f"1, {INDEXED_CHARACTERS}", f"substr({column}, {bounds})"
