@@ -72,6 +72,12 @@ async def _unknown_kid(_: str) -> str:
     return jwt.encode({"alg": "ES384", "kid": key.kid}, claims(FULL), key, ["ES384"])
 
 
+async def _kid_of_no_key(database_url: str) -> str:
+    """Signed by the issuer's own key, under a ``kid`` that names no key of its set."""
+    key = await built_in_key(database_url)
+    return jwt.encode({"alg": "ES256", "kid": "no-such-key"}, claims(FULL), key, ["ES256"])
+
+
 async def _wrong_issuer(_: str) -> str:
     key = ec_key()
     return jwt.encode(
@@ -98,6 +104,7 @@ BAD_TOKENS: dict[str, Callable[[str], Awaitable[str]]] = {
     "no-expiry": _minted(exp=None),
     "wrong-issuer": _wrong_issuer,
     "issuer-claim-of-trusted-but-foreign-key": _unknown_kid,
+    "kid-naming-no-key-of-the-issuer": _kid_of_no_key,
     "alg-none": _alg_none,
     "hs256-with-public-key": _hs256_with_public_key,
     "tampered-payload": _tampered,
@@ -218,6 +225,30 @@ async def test_key_set_refreshes_on_unknown_kid_at_a_bounded_rate() -> None:
     keys = await cache.get(other.kid)  # after the interval: one refresh finds the new key
     assert len(fetches) == 2
     assert keys.get_by_kid(other.kid) is not None
+
+
+async def test_a_kid_naming_no_key_is_refused_after_one_refresh_though_a_key_verifies() -> None:
+    key = ec_key()
+    fetches: list[float] = []
+    clock = [1000.0]
+
+    async def load() -> dict[str, Any]:
+        fetches.append(clock[0])
+        return public_jwks(key)
+
+    validator = TokenValidator(
+        {ISSUER: CachedKeySet(load, min_refresh_s=30, monotonic=lambda: clock[0])},
+        audience=BASE,
+        algorithms=("ES384",),
+    )
+    signed = jwt.encode({"alg": "ES384", "kid": key.kid}, claims(FULL), key, ["ES384"])
+    assert (await validator.validate(signed))["scope"] == FULL
+    clock[0] += 31
+    for kid in ("renamed", "renamed-again"):  # the second is within the refresh interval
+        lying = jwt.encode({"alg": "ES384", "kid": kid}, claims(FULL), key, ["ES384"])
+        with pytest.raises(InvalidToken, match="names no key"):
+            await validator.validate(lying)
+    assert len(fetches) == 2
 
 
 async def test_verified_tokens_are_cached_until_exp_and_while_their_keys_are_trusted() -> None:

@@ -25,6 +25,26 @@ class KeySetUnavailable(Exception):
     """The key set could not be fetched or parsed (the token is refused, never trusted)."""
 
 
+class UnknownKey(Exception):
+    """A JWT's ``kid`` names no key of its issuer's set (the token is refused)."""
+
+
+def key_named(keys: KeySet, kid: object) -> KeySet:
+    """The keys a JWT whose header has ``kid`` may be verified with.
+
+    A ``kid`` names one key and only that key may verify the signature, even if another key
+    of the set would: the choice is made here rather than left to the JOSE library's way of
+    guessing keys. Without a ``kid`` the set is used as it is (the library then accepts only
+    a set of one key).
+    """
+    if kid is None:
+        return keys
+    named = [key for key in keys.keys if isinstance(kid, str) and key.kid == kid]
+    if not named:
+        raise UnknownKey(f"The kid {kid!r} names no key of the issuer's key set")
+    return KeySet(named)
+
+
 async def fetch_json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
@@ -54,7 +74,11 @@ class CachedKeySet:
         self._fetched_at: float | None = None
 
     async def get(self, kid: str | None) -> KeySet:
-        """The cached set, fetched first if it lacks ``kid`` and the rate limit allows."""
+        """The cached set, fetched first if it lacks ``kid`` and the rate limit allows.
+
+        A ``kid`` the cached set lacks is one refresh at most (none within ``min_refresh_s``
+        of the last one): a key that is still missing after it is unknown (``key_named``).
+        """
         if self._keys is not None and _holds(self._keys, kid):
             return self._keys
         now = self.monotonic()

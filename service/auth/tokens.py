@@ -3,10 +3,11 @@
 JOSE work is done by joserfc, the JOSE library of the authlib project (``authlib.jose`` is
 deprecated in its favour). Checks, in order: the header's ``alg`` is on the allowed list
 (never ``none``, never an HMAC algorithm, so a public key can never be used as a shared
-secret); the unverified ``iss`` names a trusted issuer; the signature verifies against that
-issuer's key set (refreshed, at a bounded rate, when the ``kid`` is unknown); then ``iss``,
-``aud``, ``exp`` and ``nbf`` with a small clock leeway; and a ``patient`` claim (SMART's
-launch context) must be one FHIR id, since it confines the token to that one patient.
+secret); the unverified ``iss`` names a trusted issuer; the signature verifies against the
+key of that issuer's key set that the ``kid`` names, and no other (the set is refreshed, at a
+bounded rate, when the ``kid`` is unknown; a ``kid`` still unknown after that is refused);
+then ``iss``, ``aud``, ``exp`` and ``nbf`` with a small clock leeway; and a ``patient`` claim
+(SMART's launch context) must be one FHIR id, since it confines the token to that one patient.
 
 Clients reuse one token for many requests, and the signature check was about a tenth of an
 authenticated read's time, so verified claims are cached per token string (a bounded LRU).
@@ -30,7 +31,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from service.auth.jwks import CachedKeySet, KeySetUnavailable
+from service.auth.jwks import CachedKeySet, KeySetUnavailable, UnknownKey, key_named
 
 LEEWAY_S = 30
 CACHED_TOKENS = 10_000
@@ -115,7 +116,7 @@ class TokenValidator:
         kid = header.get("kid")
         try:
             keys = await self.issuers[issuer].get(kid if isinstance(kid, str) else None)
-            verified = jwt.decode(token, keys, algorithms=list(self.algorithms))
+            verified = jwt.decode(token, key_named(keys, kid), algorithms=list(self.algorithms))
             jwt.JWTClaimsRegistry(
                 now=self.now,
                 leeway=LEEWAY_S,
@@ -125,6 +126,8 @@ class TokenValidator:
             ).validate(verified.claims)
         except KeySetUnavailable as error:
             raise InvalidToken("The issuer's signing keys cannot be obtained") from error
+        except UnknownKey as error:
+            raise InvalidToken(str(error)) from error
         except (JoseError, ValueError) as error:
             raise InvalidToken(f"The access token is not valid: {error}") from error
         claims = dict(verified.claims)
