@@ -73,7 +73,10 @@ def _security(base_url: str) -> dict[str, Any]:
         "extension": [
             {
                 "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                "extension": [{"url": "token", "valueUri": f"{issuer}/token"}],
+                "extension": [
+                    {"url": "token", "valueUri": f"{issuer}/token"},
+                    {"url": "introspect", "valueUri": f"{issuer}/introspect"},
+                ],
             }
         ],
         "description": "Bearer access tokens from the built-in authorization server or a "

@@ -166,7 +166,7 @@ def _assert_token_refused(response: httpx.Response, status: int, error: str) -> 
         ("rs256-not-allowed", "invalid_client"),
         ("unknown-client", "invalid_client"),
         ("revoked-client", "invalid_client"),
-        ("scope-escalation", "invalid_scope"),
+        ("scope-not-registered", "invalid_scope"),
         ("no-jti", "invalid_client"),
     ],
 )
@@ -207,8 +207,8 @@ async def test_bad_client_assertion_gets_no_token(
     elif case == "revoked-client":
         assert await main_revoke(database_url, client_id) == 0
         signed = assertion(client_id, key, "RS384")
-    elif case == "scope-escalation":
-        signed, scope = assertion(client_id, key, "RS384"), "system/CareTeam.cruds"
+    elif case == "scope-not-registered":
+        signed, scope = assertion(client_id, key, "RS384"), "system/Patient.rs"
     else:
         signed = assertion(client_id, key, "RS384", jti=None)
         signed = jwt.encode(
@@ -228,24 +228,121 @@ async def main_revoke(database_url: str, client_id: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("auth", "data"),
+    ("auth", "data", "status", "error"),
     [
-        (("wrong", "secret"), {"grant_type": "client_credentials"}),
-        (None, {"grant_type": "client_credentials"}),
-        (None, {"grant_type": "password", "username": "u", "password": "p"}),
+        (("wrong", "secret"), {"grant_type": "client_credentials"}, 401, "invalid_client"),
+        (None, {"grant_type": "client_credentials"}, 401, "invalid_client"),
+        (None, {"grant_type": "password", "username": "u"}, 400, "unsupported_grant_type"),
+        (("right", "secret"), {"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        (("right", "secret"), {"scope": "system/*.rs"}, 400, "invalid_request"),
+        (("right", "secret"), {"grant_type": ""}, 400, "invalid_request"),
     ],
-    ids=["wrong-client-secret", "no-client-authentication", "unsupported-grant"],
+    ids=[
+        "wrong-client-secret",
+        "no-client-authentication",
+        "unsupported-grant",
+        "authorization-code-not-served",
+        "no-grant-type",
+        "empty-grant-type",
+    ],
 )
 async def test_bad_secret_requests_get_no_token(
-    app_factory: AppFactory, database_url: str, auth: tuple[str, str] | None, data: dict[str, str]
+    app_factory: AppFactory,
+    database_url: str,
+    auth: tuple[str, str] | None,
+    data: dict[str, str],
+    status: int,
+    error: str,
 ) -> None:
     api = await secure_client(app_factory)
-    client_id, _ = await register(database_url, "system/*.rs")
-    credentials = (client_id, "not-the-secret") if auth else None
-    response = await api.post(TOKEN_URL, data=data, auth=credentials)
-    expected = "unsupported_grant_type" if data["grant_type"] != "client_credentials" else None
-    assert response.status_code == (400 if expected else 401)
-    assert response.json()["error"] == (expected or "invalid_client")
+    client_id, secret = await register(database_url, "system/*.rs")
+    assert secret is not None
+    credentials = None if auth is None else (client_id, secret if auth[0] == "right" else "no")
+    _assert_token_refused(await api.post(TOKEN_URL, data=data, auth=credentials), status, error)
+
+
+async def test_client_secret_post_gets_a_token(app_factory: AppFactory, database_url: str) -> None:
+    api = await secure_client(app_factory)
+    client_id, secret = await register(database_url, "system/*.rs")
+    assert secret is not None
+    issued = await api.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["scope"] == "system/*.rs"
+    token = issued.json()["access_token"]
+    assert (await api.get("/Patient", headers=bearer(token))).status_code == 200
+    assert unverified_part(token, 1)["client_id"] == client_id
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "post-wrong-secret",
+        "post-without-client-id",
+        "basic-and-post",
+        "basic-with-another-client-id",
+        "secret-and-assertion",
+        "repeated-parameter",
+    ],
+)
+async def test_client_credentials_sent_wrongly_get_no_token(
+    app_factory: AppFactory, database_url: str, case: str
+) -> None:
+    api = await secure_client(app_factory)
+    client_id, secret = await register(database_url, "system/*.rs")
+    assert secret is not None
+    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    auth: tuple[str, str] | None = None
+    status, error = 400, "invalid_request"
+    if case == "post-wrong-secret":
+        data["client_secret"] = "not-the-secret"
+        status, error = 401, "invalid_client"
+    elif case == "post-without-client-id":
+        del data["client_id"]
+    elif case == "basic-and-post":
+        auth = (client_id, secret)
+    elif case == "basic-with-another-client-id":
+        del data["client_secret"]
+        data["client_id"] = "another-client"
+        auth = (client_id, secret)
+    elif case == "secret-and-assertion":
+        data |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": "a.b.c"}
+    if case == "repeated-parameter":
+        body = "&".join(f"{k}={v}" for k, v in data.items()) + "&grant_type=client_credentials"
+        response = await api.post(
+            TOKEN_URL,
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    else:
+        response = await api.post(TOKEN_URL, data=data, auth=auth)
+    _assert_token_refused(response, status, error)
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong-type", "no-type", "empty-type", "type-without-assertion", "empty-assertion"]
+)
+async def test_a_bad_client_assertion_type_is_invalid_request(
+    app_factory: AppFactory, database_url: str, case: str
+) -> None:
+    """SMART's backend services tests expect 400 invalid_request here, not 401."""
+    api = await secure_client(app_factory)
+    key = rsa_key()
+    client_id, _ = await register(database_url, "system/*.rs", jwks=public_jwks(key))
+    data = form(assertion(client_id, key, "RS384"))
+    if case == "wrong-type":
+        data["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
+    elif case == "no-type":
+        del data["client_assertion_type"]
+    elif case == "empty-type":
+        data["client_assertion_type"] = ""
+    elif case == "type-without-assertion":
+        del data["client_assertion"]
+    else:
+        data["client_assertion"] = ""
+    _assert_token_refused(await api.post(TOKEN_URL, data=data), 400, "invalid_request")
 
 
 async def test_console_registers_lists_and_revokes(

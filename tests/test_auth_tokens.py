@@ -196,7 +196,9 @@ async def test_auth_on_means_no_insecure_header_and_public_discovery(
     smart = responses[2].json()
     assert smart["issuer"] == ISSUER
     assert smart["token_endpoint"] == f"{ISSUER}/token"
-    assert "private_key_jwt" in smart["token_endpoint_auth_methods_supported"]
+    assert {"private_key_jwt", "client_secret_basic", "client_secret_post"} == set(
+        smart["token_endpoint_auth_methods_supported"]
+    )
     assert {"RS384", "ES384"} <= set(smart["token_endpoint_auth_signing_alg_values_supported"])
     assert "permission-v2" in smart["capabilities"]
     security = responses[1].json()["rest"][0]["security"]

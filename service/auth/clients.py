@@ -2,8 +2,8 @@
 
 A client authenticates either with a signed JWT assertion (SMART Backend Services'
 ``private_key_jwt``; its public keys registered as a JWKS or a JWKS URL) or with a secret
-(``client_secret_basic``). Secrets are generated here, shown once, and stored only as a
-salted scrypt hash.
+(``client_secret_basic`` or ``client_secret_post``). Secrets are generated here, shown once,
+and stored only as a salted scrypt hash.
 """
 
 from __future__ import annotations

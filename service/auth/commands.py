@@ -159,7 +159,9 @@ def add_commands(commands: Any) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--scopes", required=True, help='e.g. "system/*.rs system/CareTeam.cruds"')
     how = add.add_mutually_exclusive_group(required=True)
-    how.add_argument("--secret", action="store_true", help="client_secret_basic")
+    how.add_argument(
+        "--secret", action="store_true", help="client_secret_basic or client_secret_post"
+    )
     how.add_argument("--jwk-file", help="public JWK or JWKS file (private_key_jwt)")
     how.add_argument("--jwks-url", help="URL of the client's JWKS (private_key_jwt)")
     add.add_argument("--json", action="store_true", help="print one JSON object")

@@ -46,6 +46,7 @@ def build_auth(settings: Settings, database: Database, http: httpx.AsyncClient) 
         database,
         keys,
         http,
+        validator,
         issuer=settings.auth_issuer,
         audience=settings.token_audience,
         min_refresh_s=settings.jwks_min_refresh_seconds,
