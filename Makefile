@@ -16,11 +16,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml tests/idp/package-lock.json | $(BIN)/python
+$(VENV)/.test-installed: pyproject.toml tests/idp/package-lock.json tests/validator/package-lock.json \
+  | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	# The external identity provider the security tests start (oidc-provider, Node 20).
 	cd tests/idp && npm ci --no-audit --no-fund --silent
+	# The official HL7 R4 examples that tests/test_hl7_examples.py loads unchanged.
+	cd tests/hl7-examples && npm ci --no-audit --no-fund --silent
+	# The independent R4 validator every response the suite receives goes through (@medplum/core).
+	cd tests/validator && npm ci --no-audit --no-fund --silent
+	cd tests/clients && npm ci --no-audit --no-fund --silent
 	touch $(VENV)/.installed $@
+$(VENV)/.test-installed: tests/hl7-examples/package-lock.json
 
 run: $(VENV)/.installed
 	$(BIN)/keyworker db upgrade
