@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from service.media import fhir_json
 from service.search.dates import instant
 from service.storage.repository import Stored
 
@@ -33,7 +34,7 @@ def _history_entry(stored: Stored, base_url: str) -> dict[str, Any]:
 def history_bundle(
     versions: Sequence[Stored], base_url: str, links: dict[str, str], moment: int
 ) -> bytes:
-    return orjson.dumps(
+    return fhir_json(
         {
             "resourceType": "Bundle",
             "type": "history",
@@ -70,7 +71,7 @@ def response_bundle(
             response["outcome"] = outcome
         entry["response"] = response
         entries.append(entry)
-    return orjson.dumps(
+    return fhir_json(
         {
             "resourceType": "Bundle",
             "type": f"{kind}-response",

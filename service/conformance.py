@@ -13,14 +13,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_mappings.keyworking.terminology import code_systems, value_sets
 from service.errors import BadRequest, NotFound
-from service.media import fhir_response
+from service.media import fhir_json, fhir_response
 from service.registry import OPERATIONS
 from service.search.parameters import search_parameter_resources
 
@@ -106,11 +105,11 @@ def _routes(router: APIRouter, resource_type: str) -> None:
         found = catalogue()[resource_type].get(id)
         if found is None:
             raise NotFound(f"{resource_type}/{id} is not known")
-        return fhir_response(request, orjson.dumps(found))
+        return fhir_response(request, fhir_json(found))
 
     async def search(request: Request) -> Response:
         base = request.app.state.settings.fhir_base_url
-        return fhir_response(request, orjson.dumps(_searchset(request, resource_type, base)))
+        return fhir_response(request, fhir_json(_searchset(request, resource_type, base)))
 
     router.add_api_route(
         f"/{resource_type}/{{id}}",

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_mappings import model
+from fhir_mappings.empty_elements import normalised
 from fhir_mappings.issues import Issue
 from service.audit import journal
 from service.auth.access import current_access
@@ -442,6 +443,12 @@ class Interactions:
                 f"The body's id {body.get('id')!r} does not match the URL's id {resource_id!r}",
                 expression=(f"{resource_type}.id",),
             )
+        cleared = normalised(body)
+        if cleared is not body:
+            # R4 JSON has no empty elements: they are left out once, here, so what is
+            # validated, indexed and stored is the same (docs/adr/0002-no-empty-elements.md).
+            body.clear()
+            body.update(cleared)
         issues, sites = model.validate(resource_type, body)
         if issues:
             raise BadRequest(issues=issues)

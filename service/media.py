@@ -2,7 +2,9 @@
 
 Only JSON is served (``application/fhir+json``, ``application/json``); ``_format`` and
 ``Accept`` asking for anything else get 406. Responses carry stored bytes as they are;
-``_pretty=true`` is the one case that re-indents them.
+``_pretty=true`` is the one case that re-indents them. Every answer built rather than stored
+is serialised by ``fhir_json``, which leaves out the empty arrays and objects R4 JSON forbids
+(``fhir_mappings.empty_elements``); stored resources were cleared of them on write.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from fhir_mappings.empty_elements import without_empty
 from fhir_mappings.issues import Issue
 from service.errors import (
     BadRequest,
@@ -30,10 +33,17 @@ _JSON_TYPES = (FHIR_JSON, "application/json")
 _FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": "application/json"}
 
 
+def fhir_json(value: Any, *, option: int = 0) -> bytes:
+    """An answer the service builds (a Bundle, Parameters, a definition...) as FHIR JSON: no
+    empty array or object anywhere, however it was assembled. Stored resources spliced in as
+    ``orjson.Fragment`` are written as they are."""
+    return orjson.dumps(without_empty(value), option=option)
+
+
 def outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) -> Response:
     """An OperationOutcome answer; always JSON, since it may be refusing the client's format."""
     return Response(
-        orjson.dumps(operation_outcome(issues)),
+        fhir_json(operation_outcome(issues)),
         status,
         headers,
         media_type=f"{FHIR_JSON}; charset=utf-8",

@@ -24,7 +24,7 @@ from service.audit.middleware import about_patients
 from service.auth.access import Access, current_access
 from service.errors import BadRequest, Forbidden, operation_outcome
 from service.keyworking.answers import Keyworking, instant_param
-from service.media import fhir_response, read_body, read_bytes, response_media_type
+from service.media import fhir_json, fhir_response, read_body, read_bytes, response_media_type
 from service.openapi_docs import operation_docs
 from service.paging import Cursors
 from service.registry import OPERATIONS, Operation
@@ -107,7 +107,7 @@ async def accountable(request: Request, keyworking: KeyworkingDep) -> Response:
     person: str | None = answer["parameter"][0]["valueReference"].get("reference")
     patient = person.removeprefix("Patient/") if person is not None else ""
     about_patients(request, [patient] if patient != person else [])
-    return fhir_response(request, orjson.dumps(answer))
+    return fhir_response(request, fhir_json(answer))
 
 
 async def handover(
@@ -146,7 +146,7 @@ async def accountability_gaps(
         async for batch in page.batches:
             if batch:
                 yield separator + b",".join(
-                    orjson.dumps(_entry(issue), option=indent) for issue in batch
+                    fhir_json(_entry(issue), option=indent) for issue in batch
                 )
                 separator = b","
         links = orjson.dumps(_links(request, keyworking, cursors, page.after))
@@ -190,7 +190,7 @@ def _links(
 async def caseload(request: Request, id: str, keyworking: KeyworkingDep) -> Response:
     await _require_instance(request, OPERATIONS["caseload"], id)
     at = instant_param(request.query_params.get("date"), keyworking.now())
-    return fhir_response(request, orjson.dumps(await keyworking.caseload(id, at)))
+    return fhir_response(request, fhir_json(await keyworking.caseload(id, at)))
 
 
 async def import_assignments(
@@ -211,7 +211,7 @@ async def import_assignments(
         skip_bad_rows=skip == "true",
         max_entries=settings.max_bundle_entries,
     )
-    return fhir_response(request, orjson.dumps(operation_outcome(report.issues())))
+    return fhir_response(request, fhir_json(operation_outcome(report.issues())))
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -26,7 +26,7 @@ from service.auth.access import COMPARTMENT, FULL_ACCESS, Access
 from service.auth.reach import Reach
 from service.errors import BadRequest, Forbidden, UnsupportedMediaType, operation_outcome
 from service.interactions import Interactions
-from service.media import fhir_response
+from service.media import fhir_json, fhir_response
 from service.paging import Cursors
 from service.search import runner
 from service.search.controls import CONTROL_PARAMETERS, Controls, parse_controls
@@ -136,7 +136,7 @@ async def search_response(
     )
     body, patients = _bundle(service, matches, extra, controls, matched, links, issues)
     about_patients(request, patients)
-    return fhir_response(request, orjson.dumps(body))
+    return fhir_response(request, fhir_json(body))
 
 
 async def _run(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.capability import capability_statement
-from service.media import fhir_response
+from service.media import fhir_json, fhir_response
 from service.routes.dependencies import InteractionsDep
 from service.search.dates import instant
 
@@ -20,7 +19,7 @@ probes = APIRouter()
 @router.get("/metadata", operation_id="capabilities", summary="capabilities", tags=["system"])
 async def metadata(request: Request, service: InteractionsDep) -> Response:
     statement = capability_statement(service.base_url, instant(service.clock()))
-    return fhir_response(request, orjson.dumps(statement))
+    return fhir_response(request, fhir_json(statement))
 
 
 @probes.get("/healthz", operation_id="healthz", tags=["operations"])

@@ -1,0 +1,101 @@
+"""FHIR JSON has no empty elements: the one rule for every resource this service writes out.
+
+R4's JSON format (https://hl7.org/fhir/R4/json.html) allows no empty object, no empty array
+and no ``null`` property: an element is either there with content or left out. Answers are
+built from plain dicts in many places, where "nothing to list" naturally comes out as ``[]``,
+so rather than guard each place, everything served goes through ``without_empty``: generated
+answers when they are serialised (``service.media.fhir_json``), stored resources once, on
+write, before they are validated (docs/adr/0002-no-empty-elements.md).
+
+A primitive's extensions line up with its values by position (``"given": ["a", "b"],
+"_given": [null, {...}]``): in such an array an emptied item becomes ``null`` rather than
+going, and the array goes only when nothing but ``null`` is left.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+import orjson
+
+
+def without_empty(value: Any) -> Any:
+    """``value`` with every empty object, empty array and null property left out, at every
+    depth (an object or array that only held empty ones goes too). What holds nothing empty
+    comes back as the same object, so the common case copies nothing."""
+    if type(value) is dict:
+        return _object(value)
+    if type(value) is list:
+        return _array(value, aligned=False)
+    return value
+
+
+def normalised(resource: dict[str, Any]) -> dict[str, Any]:
+    """``without_empty`` for a resource being written. Most hold nothing empty, which their
+    compact JSON shows in a few microseconds (no ``[]``, ``{}`` or ``:null`` anywhere), where
+    the walk takes several times that; the rest are walked."""
+    try:
+        raw = orjson.dumps(resource)
+    except orjson.JSONEncodeError:
+        return without_empty(resource)  # not JSON's to judge: the walk decides
+    if b"[]" in raw or b"{}" in raw or b":null" in raw:
+        return without_empty(resource)
+    return resource
+
+
+def _empty(value: Any) -> bool:
+    return value is None or ((type(value) is dict or type(value) is list) and not value)
+
+
+def _object(value: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] | None = None
+    for position, (key, item) in enumerate(value.items()):
+        kind = type(item)
+        new: Any
+        if kind is dict:
+            new = _object(item)
+        elif kind is list:
+            new = _array(item, aligned=key[:1] == "_")
+        else:
+            new = item
+        if new is item and not _empty(item):
+            if kept is not None:
+                kept[key] = item
+            continue
+        if kept is None:
+            kept = dict(islice(value.items(), position))
+        if not _empty(new):
+            kept[key] = new
+    return value if kept is None else kept
+
+
+def _array(value: list[Any], *, aligned: bool) -> list[Any]:
+    """An array's items without empty objects or arrays. A ``null`` item stays (a primitive
+    array may hold one, lined up with an extension); in a ``_name`` array (``aligned``) an
+    emptied item becomes ``null``, to keep the others in their places."""
+    kept: list[Any] | None = None
+    for position, item in enumerate(value):
+        kind = type(item)
+        new: Any
+        if kind is dict:
+            new = _object(item)
+        elif kind is list:
+            new = _array(item, aligned=False)
+        else:
+            new = item
+        emptied = new is not None and _empty(new)
+        if new is item and not emptied:
+            if kept is not None:
+                kept.append(item)
+            continue
+        if kept is None:
+            kept = value[:position]
+        if not emptied:
+            kept.append(new)
+        elif aligned:
+            kept.append(None)
+    result = value if kept is None else kept
+    if aligned and all(item is None for item in result):
+        return []
+    return result
