@@ -26,6 +26,9 @@ from service.db.migrate import upgrade
 from service.db.tables import INDEX_TABLES, metadata, resource, resource_version
 from service.settings import Settings, normalise_database_url
 
+# Every FHIR response body any test receives must be valid R4 (tests/validation.py).
+pytest_plugins = ("tests.validation",)
+
 BASE = "http://test/fhir"
 POSTGRES_ADMIN_URL = normalise_database_url(
     os.environ.get("KEYWORKER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
