@@ -254,8 +254,9 @@ class Population:
             period["end"] = end.isoformat()
         return {
             "role": [_role_concept(code)],
+            # Each member's role names its organisation (R4 allows onBehalfOf only for a
+            # Practitioner member: ctm-1).
             "member": {"reference": f"PractitionerRole/bench-role-{role}"},
-            "onBehalfOf": {"reference": f"Organization/bench-org-{self._role_org[role]}"},
             "period": period,
         }
 
@@ -320,6 +321,9 @@ class Population:
             "subject": {"reference": patient_url},
             "period": {"start": team_start.isoformat()},
             "participant": participants,
+            "managingOrganization": [
+                {"reference": f"Organization/bench-org-{self._role_org[keyworker]}"}
+            ],
         }
         performers = [p["member"] for p in participants]
         activities = []

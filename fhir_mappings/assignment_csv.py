@@ -231,14 +231,18 @@ def bundle(rows: Iterable[tuple[int, dict[str, str]]]) -> dict[str, Any]:
 
         team = teams.setdefault(nhs["value"], _team(nhs["value"], patient_url))
         period = {"start": row["start"], **({"end": row["end"]} if row.get("end") else {})}
+        # The member is a PractitionerRole, which names its organisation: R4 allows
+        # onBehalfOf only for a Practitioner member (ctm-1). The organisations the team's
+        # members work for manage it together.
         team["participant"].append(
             {
                 "role": [role_concept(row["keyworking_role"])],
                 "member": {"reference": role_url},
-                "onBehalfOf": {"reference": org_url},
                 "period": period,
             }
         )
+        if {"reference": org_url} not in team["managingOrganization"]:
+            team["managingOrganization"].append({"reference": org_url})
     for nhs_value, team in teams.items():
         key = {"system": TEAM_IDENTIFIER, "value": nhs_value}
         entries[_urn("CareTeam", nhs_value)] = _entry(team, key, _urn("CareTeam", nhs_value))
@@ -253,4 +257,5 @@ def _team(nhs_value: str, patient_url: str) -> dict[str, Any]:
         "name": "Keyworking arrangement (imported)",
         "subject": {"reference": patient_url},
         "participant": [],
+        "managingOrganization": [],
     }

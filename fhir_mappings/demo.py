@@ -689,11 +689,14 @@ def _participant(demo: _Demo, seat: _Seat) -> Resource:
     role["coding"] += [
         dict(coding) for concept in member.get("code", []) for coding in concept["coding"]
     ]
-    participant: Resource = {"role": [role], "member": demo.ref(seat.member)}
-    if "organization" in member:
-        participant["onBehalfOf"] = dict(member["organization"])
-    participant["period"] = demo.period(seat.start, seat.end)
-    return participant
+    # No onBehalfOf: R4 allows it only for a Practitioner member (ctm-1), and a
+    # PractitionerRole member already names its organisation; the team's is its
+    # managingOrganization.
+    return {
+        "role": [role],
+        "member": demo.ref(seat.member),
+        "period": demo.period(seat.start, seat.end),
+    }
 
 
 def _add_care_team(demo: _Demo, number: int, team: _Team) -> None:

@@ -36,10 +36,7 @@ async def test_one_to_one_answers_with_every_part(client: httpx.AsyncClient) -> 
         care_team(
             [
                 participant("accountable-professional", "PractitionerRole/r-gp"),
-                {
-                    **participant("keyworker", "PractitionerRole/r-kw"),
-                    "onBehalfOf": {"reference": "Organization/org-sc"},
-                },
+                participant("keyworker", "PractitionerRole/r-kw"),
             ]
         ),
         "ct-1",
