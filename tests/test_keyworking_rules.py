@@ -14,7 +14,6 @@ from service.db.tables import kw_assignment, kw_patient, kw_role
 from tests.keyworking_world import (
     NHS,
     ROLE,
-    SCT,
     build,
     care_team,
     ok,
@@ -66,17 +65,6 @@ CASES = {
             [
                 {
                     "role": [{"coding": [{"system": ROLE, "code": "boss"}]}],
-                    "member": {"reference": "PractitionerRole/r-kw"},
-                }
-            ]
-        ),
-        "CareTeam.participant[0].role",
-    ),
-    "participant-role unmapped": (
-        care_team(
-            [
-                {
-                    "role": [{"coding": [{"system": SCT, "code": "309343006"}]}],
                     "member": {"reference": "PractitionerRole/r-kw"},
                 }
             ]

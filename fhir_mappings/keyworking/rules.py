@@ -3,8 +3,9 @@
 Each issue's diagnostics start with the rule's name and its expression names the element, so
 a refused write's OperationOutcome says both what was broken and where:
 
-* ``participant-role`` — a participant's role is a keyworking-role code or a SNOMED CT code
-  from the mapping table (mapped or a known profession);
+* ``participant-role`` — a coding of the keyworking-role CodeSystem is one of its codes. Any
+  other role (a profession, another system's local code) or none at all is kept as sent and
+  makes a plain team member with no duty, as R4 leaves ``participant.role`` open;
 * ``period-order`` — a period ends after it starts;
 * ``participant-period`` — a participant's period lies within its CareTeam's period;
 * ``nhs-number-check`` — NHS numbers pass modulus 11 (``nhs_number``);
@@ -20,41 +21,22 @@ from typing import Any
 from fhir_mappings.issues import Issue
 from fhir_mappings.keyworking import moments, nhs_number
 from fhir_mappings.keyworking.projection import Assignment
-from fhir_mappings.keyworking.terminology import (
-    ACCOUNTABLE,
-    ROLE_SYSTEM,
-    ROLES,
-    SNOMED,
-    SNOMED_ROLES,
-)
-
-
-def _known(coding: Mapping[str, Any]) -> bool:
-    system, code = coding.get("system"), coding.get("code")
-    return (system == ROLE_SYSTEM and code in ROLES) or (system == SNOMED and code in SNOMED_ROLES)
+from fhir_mappings.keyworking.terminology import ACCOUNTABLE, ROLE_SYSTEM, ROLES
 
 
 def _role_issues(index: int, concepts: Sequence[Mapping[str, Any]]) -> list[Issue]:
-    codings = [c for concept in concepts for c in concept.get("coding") or ()]
-    issues = [
+    """Codings that claim the keyworking-role CodeSystem with a code it does not define: a
+    duty misspelt would otherwise pass silently as no duty at all."""
+    return [
         Issue(
             f"Rule participant-role: {c.get('code')!r} is not a keyworking-role code",
             code="code-invalid",
             expression=(f"CareTeam.participant[{index}].role",),
         )
-        for c in codings
+        for concept in concepts
+        for c in concept.get("coding") or ()
         if c.get("system") == ROLE_SYSTEM and c.get("code") not in ROLES
     ]
-    if codings and not issues and not any(_known(c) for c in codings):
-        issues.append(
-            Issue(
-                "Rule participant-role: the role has no code from the keyworking-role value "
-                "set nor a SNOMED CT code this service maps",
-                code="code-invalid",
-                expression=(f"CareTeam.participant[{index}].role",),
-            )
-        )
-    return issues
 
 
 def _period(period: Any, expression: str) -> tuple[tuple[int | None, int | None], list[Issue]]:
