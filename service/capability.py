@@ -28,6 +28,18 @@ _INTERACTION_CODES = {
 }
 
 
+# What the referencePolicy "enforced" covers, and what it leaves as sent.
+_REFERENCES = (
+    "References to the resource types served here must resolve (a write naming one that "
+    "does not exist is refused, 422, unless the server is set to create placeholders for "
+    "them). References to any other R4 resource type (Encounter, "
+    "Condition, Goal, Location, ...) name another system's records: they are accepted and "
+    "kept as sent, and searchable through the reference search parameters. A "
+    "CareTeam.participant.role other than a keyworking-role code (a profession, another "
+    "system's code, or none) makes a plain team member with no keyworking duty."
+)
+
+
 def _resource(rtype: ResourceType) -> dict[str, Any]:
     return {
         "type": rtype.name,
@@ -105,6 +117,7 @@ def capability_statement(base_url: str, moment: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
+                "documentation": _REFERENCES,
                 "resource": [
                     *(_resource(r) for r in RESOURCE_TYPES.values()),
                     *capability_resources(),

@@ -3,8 +3,10 @@ delete (plain and conditional) and history. Routers translate requests into thes
 
 Every write validates once, checks its references, and either stores a whole new version
 with its index rows (and what the write hooks store beside it) or nothing at all. A reference
-check takes no lock on its targets, inside a transaction or not: a target deleted by a
-concurrent write may still be named by a version stored at the same moment.
+to a hosted type must resolve; one to an R4 type not hosted here names another system's
+record and is kept as sent. A reference check takes no lock on its targets, inside a
+transaction or not: a target deleted by a concurrent write may still be named by a version
+stored at the same moment.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fhir_mappings import model
 from fhir_mappings.empty_elements import normalised
 from fhir_mappings.issues import Issue
+from fhir_mappings.resource_types import R4_RESOURCE_TYPES
 from service.audit import journal
 from service.auth.access import current_access
 from service.auth.reach import Reach
@@ -742,13 +745,15 @@ class Interactions:
                     )
                 )
             elif target_type not in RESOURCE_TYPES:
-                issues.append(
-                    _ref_issue(
-                        site,
-                        f"'{site.reference}' cannot resolve: {target_type} is not hosted here; "
-                        "use an identifier or an absolute reference",
+                if target_type not in R4_RESOURCE_TYPES:
+                    issues.append(
+                        _ref_issue(
+                            site,
+                            f"'{site.reference}' cannot resolve: {target_type} is not an R4 "
+                            "resource type",
+                        )
                     )
-                )
+                # else another system's record, of a type not hosted here: kept as sent
             elif (target_type, target_id) != (resource_type, resource_id):
                 wanted[(target_type, target_id)] = site
         return issues, wanted

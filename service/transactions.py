@@ -32,6 +32,7 @@ from fhir_mappings.issues import Issue
 from service.bundle_entries import PROCESSING_ORDER, Entry, check_served
 from service.errors import Conflict, FhirError, PreconditionFailed, Unprocessable
 from service.interactions import Creation, Interactions, Transaction
+from service.registry import RESOURCE_TYPES
 from service.storage import repository
 from service.storage.repository import Stored
 
@@ -243,6 +244,9 @@ class BundleProcessor:
         async def conditional(reference: str) -> str:
             if reference not in cache:
                 rtype, _, query = reference.partition("?")
+                if rtype not in RESOURCE_TYPES:
+                    problems.append(_not_searchable(reference, rtype))
+                    return reference
                 matches = await self.interactions.matching(tx.connection, rtype, query)
                 if len(matches) != 1:
                     problems.append(_unresolved(reference, len(matches)))
@@ -312,6 +316,14 @@ def _unresolved(reference: str, count: int) -> FhirError:
     if count > 1:
         return PreconditionFailed(f"Conditional reference '{reference}' matches {count} resources")
     return Unprocessable(f"Conditional reference '{reference}' matches no resource")
+
+
+def _not_searchable(reference: str, resource_type: str) -> FhirError:
+    """A conditional reference to a type not hosted here: there is nothing to search."""
+    return Unprocessable(
+        f"Conditional reference '{reference}' cannot resolve: {resource_type} is not hosted "
+        "here; send a literal or identifier reference to another system's record"
+    )
 
 
 def _criteria(entry: Entry) -> str | None:
