@@ -32,4 +32,5 @@ def build_interactions(
             KeyworkingHook(is_sqlite=database.is_sqlite),
             ProvenanceHook(base),
         ),
+        placeholders=settings.auto_create_placeholders,
     )

@@ -44,6 +44,7 @@ from service.errors import (
     Unprocessable,
 )
 from service.ids import new_id
+from service.placeholders import creatable, placeholder
 from service.registry import RESOURCE_TYPES
 from service.search import criteria as search_criteria
 from service.search import sql as search_sql
@@ -120,12 +121,16 @@ class Interactions:
         clock: Clock = system_clock,
         ids: Callable[[], str] = new_id,
         hooks: Sequence[WriteHook] = (),
+        placeholders: bool = False,
     ) -> None:
         self.database = database
         self.base_url = base_url
         self.clock = clock
         self.ids = ids
         self.hooks = tuple(hooks)
+        # Missing targets of references get placeholders (``service.placeholders``); they are
+        # written in the write's transaction, so the writes that have none are not taken.
+        self.placeholders = placeholders
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -191,7 +196,12 @@ class Interactions:
     ) -> Outcome:
         body = _without_id(body)
         sites = self._validated(resource_type, body, None)
-        if if_none_exist is None and within is None and not self.database.is_sqlite:
+        if (
+            if_none_exist is None
+            and within is None
+            and not self.database.is_sqlite
+            and not self.placeholders
+        ):
             resource_id = assigned_id or self.ids()
             write, batch = self._next_version(resource_type, resource_id, body, None, "POST")
             if not need_database(self.hooks, batch):
@@ -223,19 +233,25 @@ class Interactions:
         (a concurrent create of the same id is a 409, as for a single write).
         """
         sites = [self._validated(c.resource_type, c.body, c.url_id) for c in creations]
-        connection = within.connection
         await self._check_references(
-            connection,
+            within.connection,
             [(c.resource_type, c.resource_id, s) for c, s in zip(creations, sites, strict=True)],
             within,
         )
+        return await self._insert_first(within.connection, creations)
+
+    async def _insert_first(
+        self, connection: AsyncConnection, creations: Sequence[Creation]
+    ) -> list[Stored]:
+        """The first versions of ``creations`` inserted together with the hooks' companions
+        (``repository.insert_new``), then the write hooks run over them as one batch."""
         new = [self._first_version(c) for c in creations]
         batch = [Written(n.stored, c.body, None) for n, c in zip(new, creations, strict=True)]
         companions, rows = checked(self.hooks, batch)
         try:
             await repository.insert_new(connection, new + companions, rows)
         except IntegrityError as error:
-            raise Conflict("A resource of the bundle was created concurrently; retry") from error
+            raise Conflict("A resource it creates was created concurrently; retry") from error
         await run_hooks(self.hooks, connection, batch)
         return [n.stored for n in new]
 
@@ -249,7 +265,7 @@ class Interactions:
         within: Transaction | None = None,
     ) -> Outcome:
         sites = self._validated(resource_type, body, resource_id)
-        if within is None and not self.database.is_sqlite:
+        if within is None and not self.database.is_sqlite and not self.placeholders:
             outcome = await self._update_alone(resource_type, resource_id, body, sites, if_match)
             if outcome is not None:
                 return outcome
@@ -699,7 +715,8 @@ class Interactions:
     ) -> None:
         """Refuse (422) the first of the writes (type, id, reference sites) with a reference
         that cannot resolve; the targets of all of them are looked up in one query, in the
-        write's transaction or (no ``connection``) on its own."""
+        write's transaction or (no ``connection``) on its own. With placeholders on, the
+        missing targets of writes with no other fault get one, in the write's transaction."""
         looked_at = [self._reference_targets(*write) for write in writes]
         pending = within.pending if within is not None else set()  # the bundle's own creates
         wanted = {key for _, targets in looked_at for key in targets} - pending
@@ -708,6 +725,10 @@ class Interactions:
         else:
             found = await repository.existing(connection, wanted)
         found |= pending
+        missing = wanted - found
+        faultless = not any(issues for issues, _ in looked_at)
+        if missing and self.placeholders and connection is not None and faultless:
+            found |= await self._create_placeholders(connection, missing)
         for issues, targets in looked_at:
             issues += [
                 _ref_issue(site, f"'{site.reference}' does not resolve")
@@ -716,6 +737,21 @@ class Interactions:
             ]
             if issues:
                 raise Unprocessable(issues=issues)
+
+    async def _create_placeholders(
+        self, connection: AsyncConnection, missing: set[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Placeholders for the missing targets that never existed and whose type clients
+        write; which were created."""
+        candidates = {key for key in missing if creatable(key[0])}
+        fresh = sorted(
+            candidates - await repository.existing(connection, candidates, with_deleted=True)
+        )
+        if fresh:
+            await self._insert_first(
+                connection, [Creation.put(rtype, rid, placeholder(rtype)) for rtype, rid in fresh]
+            )
+        return set(fresh)
 
     def _reference_targets(
         self, resource_type: str, resource_id: str, sites: list[model.ReferenceSite]

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         default=30.0,
         description="Seconds a request body may stall between bytes: longer is 408 and closed",
     )
+    auto_create_placeholders: bool = Field(
+        default=False,
+        description=(
+            "A reference to a hosted resource that never existed creates an empty placeholder "
+            "(tagged so, replaced by a later write of its id) instead of being refused (422)"
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.placeholders import TAG
 from tests.keyworking_world import (
     SCT,
     accountable,
@@ -258,3 +259,66 @@ async def test_plain_members_beside_duty_holders_change_no_answer(
     assert gap_codes(answer) == []
     found = await client.get(f"/CareTeam?role={SCT}|158965000")
     assert sorted(e["resource"]["id"] for e in found.json()["entry"]) == ["ct", "ct2"]
+
+
+# -- placeholders (KEYWORKER_AUTO_CREATE_PLACEHOLDERS) ---------------------------------------
+
+
+async def test_a_placeholder_is_created_in_the_write_and_replaced_by_the_target(
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    client = await app_factory(auto_create_placeholders=True)
+    team = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": _ref("Patient/later"),
+        "participant": [{"member": _ref("Practitioner/pr-later")}],
+    }
+    created = await client.post("/CareTeam", json=team, headers=FHIR)
+    assert created.status_code == 201, created.text
+    for target in ("Patient/later", "Practitioner/pr-later"):
+        read = await client.get(f"/{target}")
+        assert read.status_code == 200, read.text
+        assert read.json()["meta"]["tag"] == [TAG]
+    patient = {"resourceType": "Patient", "id": "later", "name": [{"family": "Okafor"}]}
+    replaced = await client.put("/Patient/later", json=patient, headers=FHIR)
+    assert replaced.status_code == 200, replaced.text
+    body = replaced.json()
+    assert body["meta"]["versionId"] == "2" and "tag" not in body["meta"]
+    assert body["name"] == patient["name"]
+    found = await client.get("/Patient?family=okafor")
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == ["later"]
+
+
+async def test_placeholders_are_made_only_for_records_that_never_existed(
+    app_factory: Callable[..., Awaitable[httpx.AsyncClient]], db_state: DbState
+) -> None:
+    """A deleted target stays deleted and a Provenance is never made up: both are still 422,
+    and the write that names them creates no placeholder for its other targets either."""
+    client = await app_factory(auto_create_placeholders=True)
+    await client.put("/Patient/gone", json={"resourceType": "Patient", "id": "gone"})
+    assert (await client.delete("/Patient/gone")).status_code in (200, 204)
+    before = await db_state()
+    team = {
+        "resourceType": "CareTeam",
+        "subject": _ref("Patient/gone"),
+        "participant": [{"member": _ref("Practitioner/pr-new")}],
+    }
+    plan = {
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "subject": _ref("Patient/new"),
+        "supportingInfo": [_ref("Provenance/none")],
+    }
+    for body, expression in (
+        (team, "CareTeam.subject"),
+        (plan, "CarePlan.supportingInfo[0]"),
+    ):
+        response = await client.post(f"/{body['resourceType']}", json=body, headers=FHIR)
+        assert response.status_code == 422, response.text
+        (issue,) = response.json()["issue"]
+        assert (issue["code"], issue["expression"]) == ("not-found", [expression])
+    assert await db_state() == before
+    assert (await client.get("/Practitioner/pr-new")).status_code == 404
+    assert (await client.get("/Patient/new")).status_code == 404
