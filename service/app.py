@@ -42,7 +42,7 @@ from service.keyworking.answers import Keyworking
 from service.media import outcome_response
 from service.paging import Cursors
 from service.registry import RESOURCE_TYPES
-from service.routes import auth, bundles, history, operations, resources, system
+from service.routes import across_types, auth, bundles, history, operations, resources, system
 from service.routes.access import INSECURE_HEADER, access_dependency
 from service.routes.hot_paths import HotPaths
 from service.settings import Settings
@@ -185,6 +185,7 @@ def create_app(
     # Operations first: /CareTeam/$accountable must win over the generated /CareTeam/{id}.
     app.include_router(operations.build_router(), prefix="/fhir", dependencies=protected)
     app.include_router(conformance_router(), prefix="/fhir", dependencies=protected)
+    app.include_router(across_types.build_router(), prefix="/fhir", dependencies=protected)
     app.include_router(resources.build_router(), prefix="/fhir", dependencies=protected)
     app.include_router(bundles.router, prefix="/fhir", dependencies=protected)
     app.include_router(_fallback_router(), prefix="/fhir", dependencies=protected)

@@ -8,10 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from service.conformance import capability_resources, operation_entries
-from service.registry import RESOURCE_TYPES, SYSTEM_INTERACTIONS, ResourceType
+from service.registry import (
+    COMPARTMENT_DEFINITION,
+    EVERYTHING,
+    RESOURCE_TYPES,
+    SYSTEM_INTERACTIONS,
+    ResourceType,
+)
 from service.search.controls import include_values, revinclude_values
 from service.search.criteria import COMMON_PARAMETERS
-from service.search.parameters import PROJECT_CANONICAL
+from service.search.parameters import (
+    JOURNALED_TYPES,
+    META_PARAMETERS,
+    PROJECT_CANONICAL,
+    SearchParam,
+)
 from service.settings import built_in_issuer
 
 SOFTWARE_VERSION = "0.1.0"
@@ -59,11 +70,34 @@ def _resource(rtype: ResourceType) -> dict[str, Any]:
                 "type": p.type,
                 "documentation": p.description,
             }
-            for p in (*COMMON_PARAMETERS.values(), *rtype.search_params)
+            for p in (*_common(rtype.name), *rtype.search_params)
         ],
         "searchInclude": include_values(rtype.name),
         "searchRevInclude": revinclude_values(rtype.name),
-    } | ({"operation": ops} if (ops := operation_entries(rtype.name)) else {})
+    } | ({"operation": ops} if (ops := _operations(rtype.name)) else {})
+
+
+def _common(resource_type: str) -> list[SearchParam]:
+    """The parameters of every resource the type is searched by: the ``meta`` ones but on
+    the types kept in the audit journal, which has no index of them."""
+    journaled = resource_type in JOURNALED_TYPES
+    return [p for p in COMMON_PARAMETERS.values() if not (journaled and p in META_PARAMETERS)]
+
+
+def _operations(resource_type: str) -> list[dict[str, str]]:
+    """The registry's operations on a type, and R4's own ``$everything`` on Patient."""
+    entries = operation_entries(resource_type)
+    if resource_type == "Patient":
+        entries.append({"name": "everything", "definition": EVERYTHING})
+    return entries
+
+
+def _common_search_params() -> list[dict[str, str]]:
+    """The parameters every type takes, which system search (``GET /fhir?_type=``) uses."""
+    return [
+        {"name": p.name, "definition": p.url(""), "type": p.type, "documentation": p.description}
+        for p in COMMON_PARAMETERS.values()
+    ]
 
 
 def _security(base_url: str) -> dict[str, Any]:
@@ -123,6 +157,8 @@ def capability_statement(base_url: str, moment: str) -> dict[str, Any]:
                     *capability_resources(),
                 ],
                 "interaction": [{"code": i} for i in SYSTEM_INTERACTIONS],
+                "searchParam": _common_search_params(),
+                "compartment": [COMPARTMENT_DEFINITION],
                 "security": _security(base_url),
                 "operation": operation_entries(None),
             }

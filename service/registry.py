@@ -15,7 +15,8 @@ from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, Search
 
 INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
 TYPE_INTERACTIONS = ("create", "search-type", "history-type")
-SYSTEM_INTERACTIONS = ("history-system", "transaction", "batch")
+# search-system: ``GET /fhir?_type=...`` (``service.routes.across_types``)
+SYSTEM_INTERACTIONS = ("history-system", "transaction", "batch", "search-system")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,27 @@ def _server_written(name: str) -> ResourceType:
 
 
 RESOURCE_TYPES.update((name, _server_written(name)) for name in ("Provenance", "AuditEvent"))
+
+
+# -- searches across types ---------------------------------------------------------------------
+# https://hl7.org/fhir/R4/search.html#compartments and #all
+
+# The patient compartment (https://hl7.org/fhir/R4/compartmentdefinition-patient.html) as
+# served here: for each type, the search parameters any of which places a record in the
+# compartment of the patient it points at. Searched at ``Patient/{id}/{type}``.
+PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
+    "CareTeam": ("patient", "participant"),
+    "CarePlan": ("subject", "performer"),
+    "RelatedPerson": ("patient",),
+    "Provenance": ("patient",),
+    "AuditEvent": ("patient",),
+}
+COMPARTMENT_DEFINITION = "http://hl7.org/fhir/CompartmentDefinition/patient"
+# ``Patient/{id}/$everything``, R4's own operation: the patient, its compartment (but the
+# AuditEvents, kept in the audit journal: ``AuditEvent?patient=``), the resources of these
+# types that the patient or a record of its care refers to, and those a role among them does.
+EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+EVERYTHING_REFERENCED = ("Practitioner", "PractitionerRole", "Organization")
 
 
 # -- operations --------------------------------------------------------------------------------

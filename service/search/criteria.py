@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 
 from service.errors import BadRequest
 from service.search.dates import date_range
-from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, SearchParam, parameter
+from service.search.parameters import (
+    JOURNALED_TYPES,
+    META_PARAMETERS,
+    SEARCH_PARAMETERS,
+    SearchParam,
+    parameter,
+)
 
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")
 COMMON_PARAMETERS = {
     "_id": SearchParam("_id", "token", (), "Logical id of the resource"),
     "_lastUpdated": SearchParam("_lastUpdated", "date", (), "When the resource last changed"),
+    **{p.name: p for p in META_PARAMETERS},
 }
 _HAS = SearchParam("_has", "special", (), "Reverse chaining: resources that point at this one")
 _MODIFIERS = {
@@ -29,6 +36,7 @@ _MODIFIERS = {
     "string": {"exact", "contains", "missing"},
     "date": {"missing"},
     "reference": {"identifier", "missing"},
+    "uri": {"missing"},
     "composite": {"missing"},
 }
 
@@ -65,7 +73,9 @@ class Criterion:
 
     ``confining`` marks a caller's confinement to its patient (``restriction``): where a
     record names several patients (an AuditEvent about a search), every one it names must be
-    among the values, not just one of them.
+    among the values, not just one of them. ``also`` names further reference parameters any
+    of which may point at the values instead (a compartment: a CareTeam's patient or one of
+    its participants).
     """
 
     param: SearchParam
@@ -74,6 +84,7 @@ class Criterion:
     chain: Chain | None = None
     has: Has | None = None
     confining: bool = False
+    also: tuple[SearchParam, ...] = ()
 
 
 @dataclass
@@ -111,7 +122,8 @@ def parse(
     result = Criteria(resource_type)
     total_values = 0
     for key, raw in pairs:
-        if key.startswith("_") and key not in COMMON_PARAMETERS and not key.startswith("_has:"):
+        common = key.partition(":")[0] in COMMON_PARAMETERS
+        if key.startswith("_") and not common and not key.startswith("_has:"):
             continue  # result-control parameters are read by the caller
         values = tuple(split_values(raw))
         total_values += len(values)
@@ -143,6 +155,28 @@ def restriction(
     if criterion is None:
         return None
     return Criterion(criterion.param, criterion.modifier, criterion.values, confining=confining)
+
+
+def in_compartment(resource_type: str, names: Sequence[str], patient_id: str) -> Criterion:
+    """Records of ``resource_type`` in a patient's compartment: one of the reference
+    parameters ``names`` points at the patient (the patient itself: ``names`` empty)."""
+    if not names:
+        return Criterion(COMMON_PARAMETERS["_id"], None, (patient_id,))
+    first, *rest = (_defined(resource_type, name) for name in names)
+    return Criterion(first, None, (f"Patient/{patient_id}",), also=tuple(rest))
+
+
+def pointed_at_by(source_type: str, reference: SearchParam, criterion: Criterion) -> Criterion:
+    """``_has`` built in code: some ``source_type`` meeting ``criterion`` points here
+    through ``reference``."""
+    return Criterion(_HAS, None, criterion.values, has=Has(source_type, reference, criterion))
+
+
+def _defined(resource_type: str, name: str) -> SearchParam:
+    found = parameter(resource_type, name)
+    if found is None:
+        raise LookupError(f"{resource_type} has no search parameter '{name}'")
+    return found
 
 
 def _parse_key(resource_type: str, key: str, values: tuple[str, ...]) -> Criterion | None:
@@ -215,11 +249,15 @@ def _parse_has(resource_type: str, key: str, values: tuple[str, ...]) -> Criteri
 def _check(criterion: Criterion, key: str) -> None:
     param, modifier = criterion.param, criterion.modifier
     if modifier is not None:
-        allowed = _MODIFIERS.get(param.type, set()) if not param.name.startswith("_") else set()
+        # _id and _lastUpdated are the resource row's own columns: no modifier applies
+        indexed = param.paths or not param.name.startswith("_")
+        allowed = _MODIFIERS.get(param.type, set()) if indexed else set()
         if param.type == "reference":
             allowed = allowed | set(param.target_types())
         if modifier == "of-type" and param.name != "identifier":
             allowed = set()
+        if param.phonetic:  # a code of how it sounds: neither exact nor contained text
+            allowed = {"missing"}
         if modifier not in allowed:
             raise BadRequest(f"Modifier ':{modifier}' is not supported on '{key}'", code="value")
     for value in criterion.values:

@@ -14,7 +14,8 @@ from functools import cache
 from typing import Any
 
 from service.search.dates import MAX_US, MIN_US, date_range
-from service.search.parameters import SEARCH_PARAMETERS, SearchParam
+from service.search.parameters import META_PARAMETERS, SEARCH_PARAMETERS, SearchParam
+from service.search.phonetic import sounds
 
 Row = dict[str, Any]
 # A versioned reference (Provenance.target: ``CareTeam/x/_history/2``) indexes as its resource.
@@ -25,6 +26,7 @@ _RELATIVE = re.compile(
     r"^(?:(?P<base>.+)/)?(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})"
     r"(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
+_WHERE = re.compile(r"where\((\w+)='([^']*)'\)")
 _STRING_PARTS = [
     "text",
     "family",
@@ -49,7 +51,8 @@ def normalise(text: str) -> str:
 
 
 def values_at(node: Any, path: str) -> list[Any]:
-    """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type.
+    """Every value at a dotted path, flattening lists; ``name[x]`` matches any choice type,
+    and a ``where(element='value')`` step keeps the values whose element has that value.
 
     The list may be the body's own (a one-element path to a list): read it, don't change it.
     """
@@ -59,6 +62,11 @@ def values_at(node: Any, path: str) -> list[Any]:
         return [] if child is None else child if isinstance(child, list) else [child]
     nodes = [node]
     for step in steps:
+        condition = _where(step)
+        if condition is not None:
+            element, wanted = condition
+            nodes = [n for n in nodes if isinstance(n, dict) and n.get(element) == wanted]
+            continue
         found: list[Any] = []
         for current in nodes:
             if not isinstance(current, dict):
@@ -77,6 +85,13 @@ def values_at(node: Any, path: str) -> list[Any]:
 @cache
 def _steps(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
+
+
+@cache
+def _where(step: str) -> tuple[str, str] | None:
+    """(element, value) of a ``where(element='value')`` step; None for an element name."""
+    match = _WHERE.fullmatch(step)
+    return None if match is None else (match.group(1), match.group(2))
 
 
 def _is_choice(key: str, prefix: str) -> bool:
@@ -147,6 +162,9 @@ def date_values(value: Any) -> Iterator[tuple[int, int]]:
 
 
 def _reference_rows(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[str, Row]]:
+    """Rows of a Reference, or of a canonical (a plain string: ``instantiatesCanonical``)."""
+    if isinstance(value, str):
+        value = {"reference": value}
     if not isinstance(value, dict):
         return
     if isinstance(value.get("reference"), str):
@@ -213,12 +231,22 @@ def _rows_for(param: SearchParam, value: Any, base_url: str) -> Iterator[tuple[s
         yield from _token_rows(param, value)
     elif param.type == "string":
         for text in string_values(value):
-            yield "string", {"param": param.name, "norm": normalise(text), "exact": text}
+            norm = sounds(normalise(text)) if param.phonetic else normalise(text)
+            yield "string", {"param": param.name, "norm": norm, "exact": text}
+    elif param.type == "uri":
+        if isinstance(value, str):
+            yield "token", {"param": param.name, "system": None, "code": value}
     elif param.type == "date":
         for low, high in date_values(value):
             yield "date", {"param": param.name, "low": low, "high": high}
     elif param.type == "composite":
         yield from _composite_rows(param, value, base_url)
+
+
+@cache
+def _indexed(resource_type: str) -> tuple[SearchParam, ...]:
+    """The parameters a record of the type is indexed for: its own and those of ``meta``."""
+    return (*META_PARAMETERS, *SEARCH_PARAMETERS.get(resource_type, ()))
 
 
 def extract(resource_type: str, body: dict[str, Any], base_url: str) -> dict[str, list[Row]]:
@@ -229,9 +257,12 @@ def extract(resource_type: str, body: dict[str, Any], base_url: str) -> dict[str
     """
     rows: dict[str, list[Row]] = {}
     seen: set[tuple[str, tuple[Any, ...]]] = set()
-    for param in SEARCH_PARAMETERS.get(resource_type, ()):
+    for param in _indexed(resource_type):
         for path in param.paths:
-            for value in values_at(body, path):
+            values = values_at(body, path)
+            if param.presence:  # one value, whatever the element holds
+                values = [any(v is not False for v in values)]
+            for value in values:
                 for kind, row in _rows_for(param, value, base_url):
                     key = (kind, tuple(row.values()))
                     if key not in seen:

@@ -27,19 +27,28 @@ class Component:
 @dataclass(frozen=True)
 class SearchParam:
     name: str
-    type: str  # token | reference | string | date | composite
+    type: str  # token | reference | string | date | uri | composite
     paths: tuple[str, ...]
     description: str
     targets: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
     custom: bool = False
+    # The R4 SearchParameter's id where several types share one definition
+    # (``individual-phone``, ``clinical-patient``); empty: its own, ``{Type}-{name}``.
+    definition: str = ""
+    # A token that is ``true`` when the element is present and not ``false``, else ``false``
+    # (R4's ``Patient.deceased.exists() and Patient.deceased != false``).
+    presence: bool = False
+    # A string matched by how it sounds (``service.search.phonetic``), not by its letters.
+    phonetic: bool = False
 
     def url(self, resource_type: str) -> str:
         if self.name.startswith("_"):  # defined once for every resource type
             return f"http://hl7.org/fhir/SearchParameter/Resource-{self.name[1:]}"
         if self.custom:
             return f"{PROJECT_CANONICAL}/SearchParameter/{resource_type}-{self.name}"
-        return f"http://hl7.org/fhir/SearchParameter/{resource_type}-{self.name}"
+        defined = self.definition or f"{resource_type}-{self.name}"
+        return f"http://hl7.org/fhir/SearchParameter/{defined}"
 
     def refers_to(self, resource_type: str) -> bool:
         """Whether this reference parameter can point at ``resource_type`` (no targets: any)."""
@@ -60,39 +69,116 @@ def _target_types(param: SearchParam) -> tuple[str, ...]:
     return tuple(t for t in SEARCH_PARAMETERS if param.refers_to(t))
 
 
-def _ref(name: str, path: str, targets: str, description: str) -> SearchParam:
-    return SearchParam(name, "reference", (path,), description, tuple(targets.split()))
+def _ref(name: str, path: str, targets: str, description: str, shared: str = "") -> SearchParam:
+    return SearchParam(
+        name, "reference", (path,), description, tuple(targets.split()), definition=shared
+    )
 
 
-def _tok(name: str, path: str, description: str) -> SearchParam:
-    return SearchParam(name, "token", (path,), description)
+def _tok(name: str, path: str, description: str, shared: str = "") -> SearchParam:
+    return SearchParam(name, "token", (path,), description, definition=shared)
 
 
-def _str(name: str, paths: str, description: str) -> SearchParam:
-    return SearchParam(name, "string", tuple(paths.split()), description)
+def _str(name: str, paths: str, description: str, shared: str = "") -> SearchParam:
+    return SearchParam(name, "string", tuple(paths.split()), description, definition=shared)
 
 
-def _date(name: str, path: str, description: str) -> SearchParam:
-    return SearchParam(name, "date", (path,), description)
+def _date(name: str, path: str, description: str, shared: str = "") -> SearchParam:
+    return SearchParam(name, "date", (path,), description, definition=shared)
 
 
+def _addresses(shared: str) -> tuple[SearchParam, ...]:
+    """The address parameters, on ``address``: R4 defines them once for the people types
+    (``individual-address``...) and again for Organization (``Organization-address``...)."""
+
+    def named(name: str) -> str:
+        return f"{shared}-{name}" if shared else ""
+
+    return (
+        _str("address", "address", "Any part of an address", named("address")),
+        _str("address-city", "address.city", "A city in an address", named("address-city")),
+        _str("address-state", "address.state", "A state in an address", named("address-state")),
+        _str(
+            "address-postalcode",
+            "address.postalCode",
+            "A postal code in an address",
+            named("address-postalcode"),
+        ),
+        _str(
+            "address-country",
+            "address.country",
+            "A country in an address",
+            named("address-country"),
+        ),
+        _tok("address-use", "address.use", "A use code of an address", named("address-use")),
+    )
+
+
+# The contact parameters of the people types, all R4's shared ``individual-*`` definitions.
+_TELECOM = (
+    _tok(
+        "phone",
+        "telecom.where(system='phone')",
+        "A value in a phone contact",
+        "individual-phone",
+    ),
+    _tok(
+        "email",
+        "telecom.where(system='email')",
+        "A value in an email contact",
+        "individual-email",
+    ),
+    _tok("telecom", "telecom", "The value in any kind of contact", "individual-telecom"),
+)
+_PERSON = (
+    *_addresses("individual"),
+    *_TELECOM,
+    _tok("gender", "gender", "male | female | other | unknown", "individual-gender"),
+    SearchParam(
+        "phonetic",
+        "string",
+        ("name",),
+        "A name part, matched by how it sounds",
+        definition="individual-phonetic",
+        phonetic=True,
+    ),
+)
+_NAMES = (
+    _str("family", "name.family", "Family name", "individual-family"),
+    _str("given", "name.given", "Given name", "individual-given"),
+)
 _IDENTIFIER = _tok("identifier", "identifier", "A business identifier")
+_CLINICAL_IDENTIFIER = _tok(
+    "identifier", "identifier", "A business identifier", "clinical-identifier"
+)
 _ACTIVE = _tok("active", "active", "Whether the record is in active use")
+_BIRTHDATE = _date("birthdate", "birthDate", "Date of birth", "individual-birthdate")
 _PERFORMERS = (
     "Practitioner Organization RelatedPerson Patient CareTeam HealthcareService Device "
     "PractitionerRole"
 )
 _MEMBERS = "Practitioner PractitionerRole RelatedPerson Patient Organization CareTeam"
+_ACTIVITY_REQUESTS = (
+    "Appointment CommunicationRequest DeviceRequest MedicationRequest NutritionOrder Task "
+    "ServiceRequest VisionPrescription RequestGroup"
+)
+_DEFINITIONS = "PlanDefinition Questionnaire Measure ActivityDefinition OperationDefinition"
 
 SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
     "CareTeam": (
-        _ref("patient", "subject", "Patient", "Who the care team is for (a Patient)"),
+        _ref(
+            "patient",
+            "subject",
+            "Patient",
+            "Who the care team is for (a Patient)",
+            "clinical-patient",
+        ),
         _ref("subject", "subject", "Patient Group", "Who the care team is for"),
         _tok("status", "status", "proposed | active | suspended | inactive | entered-in-error"),
         _tok("category", "category", "Type of team"),
-        _date("date", "period", "Time period the team covers"),
+        _date("date", "period", "Time period the team covers", "clinical-date"),
         _ref("participant", "participant.member", _MEMBERS, "Who is involved"),
-        _IDENTIFIER,
+        _CLINICAL_IDENTIFIER,
         _ref("encounter", "encounter", "Encounter", "Encounter created as part of"),
         SearchParam(
             "role",
@@ -115,29 +201,55 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         ),
     ),
     "CarePlan": (
-        _ref("patient", "subject", "Patient", "Who the care plan is for (a Patient)"),
+        _ref(
+            "patient",
+            "subject",
+            "Patient",
+            "Who the care plan is for (a Patient)",
+            "clinical-patient",
+        ),
         _ref("subject", "subject", "Patient Group", "Who the care plan is for"),
         _tok("status", "status", "draft | active | on-hold | revoked | completed | ..."),
         _tok("intent", "intent", "proposal | plan | order | option"),
         _tok("category", "category", "Type of plan"),
         _ref("care-team", "careTeam", "CareTeam", "Who is involved"),
-        _date("date", "period", "Time period the plan covers"),
+        _date("date", "period", "Time period the plan covers", "clinical-date"),
         _ref("performer", "activity.detail.performer", _PERFORMERS, "Who performs an activity"),
         _date("activity-date", "activity.detail.scheduled[x]", "When an activity is scheduled"),
         _tok("activity-code", "activity.detail.code", "Detail type of an activity"),
-        _IDENTIFIER,
+        _ref(
+            "activity-reference",
+            "activity.reference",
+            _ACTIVITY_REQUESTS,
+            "An activity described by a request resource",
+        ),
+        _CLINICAL_IDENTIFIER,
         _ref("based-on", "basedOn", "CarePlan", "Fulfils this CarePlan"),
         _ref("replaces", "replaces", "CarePlan", "CarePlan replaced by this CarePlan"),
         _ref("part-of", "partOf", "CarePlan", "Part of referenced CarePlan"),
+        _ref("condition", "addresses", "Condition", "Health issues this plan addresses"),
+        _ref("encounter", "encounter", "Encounter", "Encounter created as part of"),
+        _ref("goal", "goal", "Goal", "Desired outcome of the plan"),
+        _ref(
+            "instantiates-canonical",
+            "instantiatesCanonical",
+            _DEFINITIONS,
+            "A protocol or definition the plan follows (canonical)",
+        ),
+        SearchParam(
+            "instantiates-uri",
+            "uri",
+            ("instantiatesUri",),
+            "An external protocol or definition the plan follows",
+        ),
     ),
     "Patient": (
         _IDENTIFIER,
         _str("name", "name", "Any part of a name"),
-        _str("family", "name.family", "Family name"),
-        _str("given", "name.given", "Given name"),
-        _date("birthdate", "birthDate", "Date of birth"),
-        _tok("gender", "gender", "male | female | other | unknown"),
+        *_NAMES,
+        _BIRTHDATE,
         _ACTIVE,
+        *_PERSON,
         _ref(
             "general-practitioner",
             "generalPractitioner",
@@ -145,13 +257,24 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
             "Nominated primary care provider",
         ),
         _ref("organization", "managingOrganization", "Organization", "Custodian organisation"),
+        _tok("language", "communication.language", "A language the patient communicates in"),
+        _ref("link", "link.other", "Patient RelatedPerson", "A patient or person linked to"),
+        SearchParam(
+            "deceased",
+            "token",
+            ("deceased[x]",),
+            "Whether the patient has died (true | false)",
+            presence=True,
+        ),
+        _date("death-date", "deceased[x]", "When the patient died"),
     ),
     "Practitioner": (
         _IDENTIFIER,
         _str("name", "name", "Any part of a name"),
-        _str("family", "name.family", "Family name"),
-        _str("given", "name.given", "Given name"),
+        *_NAMES,
         _ACTIVE,
+        *_PERSON,
+        _tok("communication", "communication", "A language the practitioner communicates in"),
     ),
     "PractitionerRole": (
         _ref("practitioner", "practitioner", "Practitioner", "The practitioner in this role"),
@@ -160,18 +283,36 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         _IDENTIFIER,
         _ACTIVE,
         _date("date", "period", "When the role is held"),
+        *_TELECOM,
+        _tok("specialty", "specialty", "The practitioner's specialty in this role"),
+        _ref("location", "location", "Location", "Where the practitioner provides care"),
+        _ref("service", "healthcareService", "HealthcareService", "The services provided"),
+        _ref("endpoint", "endpoint", "Endpoint", "Technical endpoints for this role"),
     ),
     "Organization": (
         _IDENTIFIER,
         _str("name", "name alias", "Name or alias"),
         _ACTIVE,
         _ref("partof", "partOf", "Organization", "Parent organisation"),
+        *_addresses(""),
+        _tok("type", "type", "A kind of organisation"),
+        _ref("endpoint", "endpoint", "Endpoint", "Technical endpoints of the organisation"),
+        SearchParam(
+            "phonetic",
+            "string",
+            ("name",),
+            "The organisation's name, matched by how it sounds",
+            phonetic=True,
+        ),
     ),
     "RelatedPerson": (
         _ref("patient", "patient", "Patient", "The patient this person is related to"),
         _IDENTIFIER,
         _str("name", "name", "Any part of a name"),
         _tok("relationship", "relationship", "Relationship to the patient"),
+        _ACTIVE,
+        _BIRTHDATE,
+        *_PERSON,
     ),
     # Server-written records (service.audit): https://hl7.org/fhir/R4/provenance.html#search
     # and https://hl7.org/fhir/R4/auditevent.html#search
@@ -189,6 +330,16 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         _tok("type", "type", "Type/identifier of event"),
     ),
 }
+
+
+# R4's parameters of every resource that read its ``meta`` (``_id`` and ``_lastUpdated``
+# are the resource row's own: ``service.search.criteria``), indexed for every type.
+META_PARAMETERS = (
+    _tok("_tag", "meta.tag", "A tag on the resource"),
+    SearchParam("_profile", "uri", ("meta.profile",), "A profile the resource claims"),
+    _tok("_security", "meta.security", "A security label on the resource"),
+    SearchParam("_source", "uri", ("meta.source",), "Where the resource comes from"),
+)
 
 
 # Types searched in the audit journal (``service.audit.journal_search``), not through the

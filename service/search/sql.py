@@ -60,6 +60,7 @@ from service.search.criteria import DATE_PREFIXES, Criteria, Criterion
 from service.search.dates import date_range
 from service.search.extraction import normalise, split_reference
 from service.search.parameters import SearchParam
+from service.search.phonetic import sounds
 
 # The criteria a caller's searches of a type are ANDed with; None: the type is out of reach.
 Restrict = Callable[[str], Sequence[Criterion] | None]
@@ -69,6 +70,7 @@ _TABLE_FOR_TYPE: dict[str, Table] = {
     "reference": idx_reference,
     "string": idx_string,
     "date": idx_date,
+    "uri": idx_token,
     "composite": idx_composite,
 }
 _LIKE_ESCAPE = "/"
@@ -98,6 +100,7 @@ class Term:
     source: Match | None = None  # _has: the resources that must point here...
     via: str = ""  # ... through this reference parameter
     visible: tuple[Match, ...] = ()  # :identifier: the referenced types, as the caller sees them
+    also: tuple[str, ...] = ()  # further reference parameters that may match instead
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class Planner:
         if modifier == "identifier":
             targets = tuple(self.match(t) for t in param.target_types())
             return Term(param, modifier, values, visible=targets)
-        return Term(param, modifier, values)
+        return Term(param, modifier, values, also=tuple(p.name for p in criterion.also))
 
     def _value(self, criterion: Criterion, value: str) -> Value:
         param, modifier = criterion.param, criterion.modifier
@@ -157,10 +160,14 @@ class Planner:
         if param.type == "date":
             prefix, low, high = date_bounds(value)
             return Value(prefix, self.bind(low, high))
+        if param.phonetic:
+            return self._text(sounds(normalise(value)), False)
         if (param.type == "string" and modifier != "exact") or modifier == "text":
             return self._text(normalise(value), modifier == "contains")
         if param.type == "string":
             return Value("exact", self.bind(normalise(value), value))
+        if param.type == "uri":  # the whole URI: no system to split off
+            return Value("code", self.bind(value))
         if param.type == "token" or modifier == "identifier":
             form, parts = token_parts(value)
             return Value(form, self.bind(*parts))
@@ -314,7 +321,7 @@ def _term(row: FromClause, resource_type: str, term: Term) -> ColumnElement[bool
     if modifier == "missing":
         present = _exists(_TABLE_FOR_TYPE[param.type], row, resource_type, param.name, true())
         return not_(present) if values[0].form == "true" else present
-    if param.type == "token":
+    if param.type in ("token", "uri"):
         return _token(row, resource_type, term)
     if modifier == "identifier":
         return _by_identifier(row, resource_type, term)
@@ -381,7 +388,8 @@ def _reference(row: FromClause, resource_type: str, term: Term) -> ColumnElement
             matches.append(
                 and_(idx_reference.c.target_type == parts[0], idx_reference.c.target_id == parts[1])
             )
-    return _exists(idx_reference, row, resource_type, term.param.name, or_(*matches))
+    names = (term.param.name, *term.also) if term.also else term.param.name
+    return _exists(idx_reference, row, resource_type, names, or_(*matches))
 
 
 def _by_identifier(row: FromClause, resource_type: str, term: Term) -> ColumnElement[bool]:
@@ -477,15 +485,18 @@ def _text(column: ColumnElement[str], value: Value) -> ColumnElement[bool]:
 
 
 def _exists(
-    table: Table, row: FromClause, resource_type: str, param: str, match: ColumnElement[bool]
+    table: Table,
+    row: FromClause,
+    resource_type: str,
+    param: str | tuple[str, ...],
+    match: ColumnElement[bool],
 ) -> Exists:
+    """Some index row of ``row`` for the parameter (or one of the parameters) matches."""
+    named = table.c.param == param if isinstance(param, str) else one_of(table.c.param, param)
     return (
         select(table.c.resource_pk)
         .where(
-            table.c.resource_pk == row.c.pk,
-            table.c.resource_type == resource_type,
-            table.c.param == param,
-            match,
+            table.c.resource_pk == row.c.pk, table.c.resource_type == resource_type, named, match
         )
         .exists()
     )
