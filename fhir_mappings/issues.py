@@ -6,6 +6,7 @@ OperationOutcome), so both speak of the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +25,20 @@ class Issue:
         out: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,
-            "diagnostics": self.diagnostics,
+            "diagnostics": _r4_string(self.diagnostics),
         }
         if self.expression:
-            out["expression"] = list(self.expression)
+            out["expression"] = [_r4_string(e) for e in self.expression]
         return out
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _r4_string(text: str) -> str:
+    """Text an issue quotes from a request (a parameter's name, a value) as an R4 string
+    can hold it: a control character, which R4 strings never contain, as its ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def fhirpath(resource_type: str, location: Sequence[str | int]) -> str:
