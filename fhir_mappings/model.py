@@ -11,10 +11,12 @@ its payload in one round trip.
 from __future__ import annotations
 
 import importlib
+import typing
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fhir_core.types import FhirBase
 from fhir_core.utils import is_primitive_type
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +27,7 @@ from fhir_mappings.issues import Issue, fhirpath
 null_elements.install()
 json_types.install()
 
+from fhir.resources.R4B import get_fhir_model_class  # noqa: E402
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel  # noqa: E402
 from fhir.resources.R4B.reference import Reference  # noqa: E402
 
@@ -58,6 +61,34 @@ def model_class(resource_type: str) -> type[FHIRResourceModel]:
     module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
     cls: type[FHIRResourceModel] = getattr(module, resource_type)
     return cls
+
+
+@cache
+def element_types(type_name: str) -> dict[str, tuple[str, bool]]:
+    """The complex elements of a resource, datatype or backbone element (named as its
+    ``fhir.resources`` class is: ``CareTeam``, ``Period``, ``CareTeamParticipant``), by JSON
+    name, each with its type's name and whether that type stands alone (a resource or a
+    datatype) rather than being defined inline where it is used (a backbone element).
+    ``contained`` has the type ``Resource``: each one is of its own ``resourceType``."""
+    elements = {}
+    for name, info in get_fhir_model_class(type_name).model_fields.items():
+        found = _model_type(info.annotation)
+        if found is not None:
+            child = found.__name__.removesuffix("Type")
+            module = get_fhir_model_class(child).__module__
+            elements[info.alias or name] = (child, module.rsplit(".", 1)[-1] == child.lower())
+    return elements
+
+
+def _model_type(annotation: Any) -> type[Any] | None:
+    """The FHIR type inside a field's annotation (``list[X] | None`` and the like)."""
+    if isinstance(annotation, type) and issubclass(annotation, FhirBase):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_type(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def validate(resource_type: str, body: dict[str, Any]) -> tuple[list[Issue], list[ReferenceSite]]:

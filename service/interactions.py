@@ -25,7 +25,7 @@ from sqlalchemy import Integer, literal_column, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fhir_mappings import model
+from fhir_mappings import invariants, model
 from fhir_mappings.empty_elements import normalised
 from fhir_mappings.issues import Issue
 from fhir_mappings.resource_types import R4_RESOURCE_TYPES
@@ -471,6 +471,9 @@ class Interactions:
         issues, sites = model.validate(resource_type, body)
         if issues:
             raise BadRequest(issues=issues)
+        broken = invariants.check(resource_type, body)
+        if broken:
+            raise Unprocessable(issues=broken)
         return sites
 
     async def _update_locked(

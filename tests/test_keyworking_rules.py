@@ -50,10 +50,13 @@ async def _refused(
 
 
 _ACCOUNTABLE = participant("accountable-professional", "PractitionerRole/r-gp")
+_LATE = "2026-01-01T23:00:00-05:00"  # 04:00 on 2 January in UTC: after the whole of 1 January
 
 CASES = {
+    # An end day before the start day breaks R4's per-1 first (test_invariants); R4 compares
+    # a dateTime and a date at the day they share, this rule the instants they name.
     "period-order": (
-        care_team([participant("keyworker", "PractitionerRole/r-kw", "2026-01-01", "2025-06-01")]),
+        care_team([participant("keyworker", "PractitionerRole/r-kw", _LATE, "2026-01-01")]),
         "CareTeam.participant[0].period.end",
     ),
     "participant-period": (
@@ -121,7 +124,7 @@ async def test_every_problem_is_reported_at_once(
     body = care_team(
         [
             participant("keyworker", "PractitionerRole/r-kw", "2024-01-01"),
-            participant("co-keyworker", "PractitionerRole/r-kw2", "2026-01-01", "2025-01-01"),
+            participant("co-keyworker", "PractitionerRole/r-kw2", _LATE, "2026-01-01"),
         ],
         f"{NHS}|1234567890",
     )
