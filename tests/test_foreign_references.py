@@ -75,7 +75,12 @@ FOREIGN: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                 }
             ],
         },
-        ("performer=HealthcareService/hs-1",),
+        (
+            "performer=HealthcareService/hs-1",
+            "encounter=Encounter/enc-1",
+            "condition=Condition/cond-1",
+            "goal=Goal/goal-1",
+        ),
     ),
     "PractitionerRole": (
         {
@@ -85,11 +90,11 @@ FOREIGN: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
             "healthcareService": [_ref("HealthcareService/hs-1")],
             "endpoint": [_ref("Endpoint/ep-1")],
         },
-        (),
+        ("location=Location/loc-1", "service=HealthcareService/hs-1", "endpoint=Endpoint/ep-1"),
     ),
     "Organization": (
         {"resourceType": "Organization", "name": "Ward 4", "endpoint": [_ref("Endpoint/ep-1")]},
-        (),
+        ("endpoint=Endpoint/ep-1",),
     ),
 }
 
