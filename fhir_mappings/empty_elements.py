@@ -10,6 +10,10 @@ write, before they are validated (docs/adr/0002-no-empty-elements.md).
 A primitive's extensions line up with its values by position (``"given": ["a", "b"],
 "_given": [null, {...}]``): in such an array an emptied item becomes ``null`` rather than
 going, and the array goes only when nothing but ``null`` is left.
+
+R4 JSON has no empty string either. In answers the service builds, an empty string is left
+out like an empty array (``strings``); in a resource being written it is the client's value,
+and the model refuses it (400) as before, naming the element.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from typing import Any
 import orjson
 
 
-def without_empty(value: Any) -> Any:
-    """``value`` with every empty object, empty array and null property left out, at every
-    depth (an object or array that only held empty ones goes too). What holds nothing empty
-    comes back as the same object, so the common case copies nothing."""
+def without_empty(value: Any, *, strings: bool = False) -> Any:
+    """``value`` with every empty object, empty array and null property (and with
+    ``strings``, empty string) left out, at every depth (an object or array that only held
+    empty ones goes too). What holds nothing empty comes back as the same object, so the
+    common case copies nothing."""
     if type(value) is dict:
-        return _object(value)
+        return _object(value, strings)
     if type(value) is list:
-        return _array(value, aligned=False)
+        return _array(value, False, strings)
     return value
 
 
@@ -38,39 +43,42 @@ def normalised(resource: dict[str, Any]) -> dict[str, Any]:
     try:
         raw = orjson.dumps(resource)
     except orjson.JSONEncodeError:
-        return without_empty(resource)  # not JSON's to judge: the walk decides
+        return _object(resource, False)  # not JSON's to judge: the walk decides
     if b"[]" in raw or b"{}" in raw or b":null" in raw:
-        return without_empty(resource)
+        return _object(resource, False)
     return resource
 
 
-def _empty(value: Any) -> bool:
-    return value is None or ((type(value) is dict or type(value) is list) and not value)
+def _empty(value: Any, strings: bool) -> bool:
+    kind = type(value)
+    if kind is dict or kind is list:
+        return not value
+    return value is None or (strings and kind is str and not value)
 
 
-def _object(value: dict[str, Any]) -> dict[str, Any]:
+def _object(value: dict[str, Any], strings: bool) -> dict[str, Any]:
     kept: dict[str, Any] | None = None
     for position, (key, item) in enumerate(value.items()):
         kind = type(item)
         new: Any
         if kind is dict:
-            new = _object(item)
+            new = _object(item, strings)
         elif kind is list:
-            new = _array(item, aligned=key[:1] == "_")
+            new = _array(item, key[:1] == "_", strings)
         else:
             new = item
-        if new is item and not _empty(item):
+        if new is item and not _empty(item, strings):
             if kept is not None:
                 kept[key] = item
             continue
         if kept is None:
             kept = dict(islice(value.items(), position))
-        if not _empty(new):
+        if not _empty(new, strings):
             kept[key] = new
     return value if kept is None else kept
 
 
-def _array(value: list[Any], *, aligned: bool) -> list[Any]:
+def _array(value: list[Any], aligned: bool, strings: bool) -> list[Any]:
     """An array's items without empty objects or arrays. A ``null`` item stays (a primitive
     array may hold one, lined up with an extension); in a ``_name`` array (``aligned``) an
     emptied item becomes ``null``, to keep the others in their places."""
@@ -79,12 +87,12 @@ def _array(value: list[Any], *, aligned: bool) -> list[Any]:
         kind = type(item)
         new: Any
         if kind is dict:
-            new = _object(item)
+            new = _object(item, strings)
         elif kind is list:
-            new = _array(item, aligned=False)
+            new = _array(item, False, strings)
         else:
             new = item
-        emptied = new is not None and _empty(new)
+        emptied = new is not None and _empty(new, strings)
         if new is item and not emptied:
             if kept is not None:
                 kept.append(item)

@@ -35,9 +35,9 @@ _FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": 
 
 def fhir_json(value: Any, *, option: int = 0) -> bytes:
     """An answer the service builds (a Bundle, Parameters, a definition...) as FHIR JSON: no
-    empty array or object anywhere, however it was assembled. Stored resources spliced in as
-    ``orjson.Fragment`` are written as they are."""
-    return orjson.dumps(without_empty(value), option=option)
+    empty array, object or string anywhere, however it was assembled. Stored resources
+    spliced in as ``orjson.Fragment`` are written as they are."""
+    return orjson.dumps(without_empty(value, strings=True), option=option)
 
 
 def outcome_response(status: int, issues: list[Issue], headers: dict[str, str]) -> Response:

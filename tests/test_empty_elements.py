@@ -16,7 +16,7 @@ from tests.keyworking_world import build, care_team, ok, participant
 
 
 def empty_places(value: Any, where: str = "$") -> list[str]:
-    """Where ``value`` holds an empty array or object, or a null property."""
+    """Where ``value`` holds an empty array, object or string, or a null property."""
     if isinstance(value, dict):
         if not value:
             return [where]
@@ -31,7 +31,7 @@ def empty_places(value: Any, where: str = "$") -> list[str]:
         if not value:
             return [where]
         return [p for i, item in enumerate(value) for p in empty_places(item, f"{where}[{i}]")]
-    return []
+    return [where] if value == "" else []
 
 
 async def test_a_search_that_matches_nothing_has_no_entry(client: httpx.AsyncClient) -> None:
@@ -171,3 +171,15 @@ async def test_an_update_that_only_adds_empty_elements_is_no_new_version(
     assert again.status_code == 200, again.text
     assert again.json()["meta"]["versionId"] == "1"
     assert await db_state() == before
+
+
+async def test_a_refusal_naming_a_nameless_parameter_has_no_empty_string(
+    client: httpx.AsyncClient,
+) -> None:
+    """A NUL in a parameter with no name: the issue names no element rather than ``""``."""
+    for url in ("/Patient?=%00", "/CareTeam/$accountable?patient=x&=%00"):
+        response = await client.get(url)
+        assert response.status_code == 400, response.text
+        outcome = response.json()
+        assert outcome["issue"][0]["code"] == "value"
+        assert empty_places(outcome) == []
