@@ -131,6 +131,7 @@ async def test_a_reference_search_by_a_foreign_type_finds_only_its_record(
     for query, expected in (
         ("encounter=Encounter/enc-2", ["ct-2"]),
         ("encounter=enc-1", ["ct-1"]),
+        ("encounter:Encounter=enc-1", ["ct-1"]),
         ("encounter=Encounter/enc-3", []),
     ):
         found = await client.get(f"/CareTeam?{query}")

@@ -252,8 +252,8 @@ def _check(criterion: Criterion, key: str) -> None:
         # _id and _lastUpdated are the resource row's own columns: no modifier applies
         indexed = param.paths or not param.name.startswith("_")
         allowed = _MODIFIERS.get(param.type, set()) if indexed else set()
-        if param.type == "reference":
-            allowed = allowed | set(param.target_types())
+        if param.type == "reference":  # a type it names, served here or not (:Encounter)
+            allowed = allowed | set(param.targets or param.target_types())
         if modifier == "of-type" and param.name != "identifier":
             allowed = set()
         if param.phonetic:  # a code of how it sounds: neither exact nor contained text
