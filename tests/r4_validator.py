@@ -46,7 +46,7 @@ class R4Validator:
         )
         self._lock = threading.Lock()  # one question and its answer at a time
         self._ready = False
-        self.version = ""  # of @medplum/core, known once it has answered
+        self.version = str(json.loads((INSTALLED / "package.json").read_bytes())["version"])
         self.waited = 0.0  # seconds the first question waited for the definitions to load
 
     def _answer(self) -> bytes:
@@ -66,7 +66,8 @@ class R4Validator:
         with self._lock:
             if not self._ready:
                 waiting = time.perf_counter()
-                self.version = json.loads(self._answer())["ready"]
+                ready = self._answer()
+                assert ready == b"ready\n", ready
                 self.waited = time.perf_counter() - waiting
                 self._ready = True
             try:

@@ -37,6 +37,7 @@ BODIES = {
     "/token": ("application/json", {"access_token": "x", "token_type": "Bearer"}),
     "/empty-entry": ("application/json", {"resourceType": "Bundle", "type": "searchset",
                                           "entry": []}),
+    "/gender": (FHIR, {"resourceType": "Patient", "gender": "cat"}),
     "/ctm-1": (FHIR, {"resourceType": "CareTeam", "participant": [{
         "member": {"reference": "PractitionerRole/r1"},
         "onBehalfOf": {"reference": "Organization/o1"},
@@ -84,6 +85,10 @@ def test_async_httpx_invariant(root):
     assert asyncio.run(fetch()).status_code == 200
 
 
+def test_required_binding(root):
+    assert httpx.get(root + "/gender").status_code == 200
+
+
 def test_aiohttp_not_a_resource(root):
     async def fetch():
         async with aiohttp.ClientSession() as session:
@@ -113,12 +118,21 @@ def test_invalid_bodies_fail_the_test_that_received_them(tmp_path: Path) -> None
     )
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
-    assert "4 failed, 1 passed" in out, out
-    for test in ("httpx_empty_array", "async_httpx_invariant", "aiohttp_not_a_resource"):
+    assert "5 failed, 1 passed" in out, out
+    tests = (
+        "httpx_empty_array",
+        "async_httpx_invariant",
+        "required_binding",
+        "aiohttp_not_a_resource",
+    )
+    for test in tests:
         assert f"FAILED test_session.py::test_{test} - Failed: 1 FHIR response(s)" in out, out
     assert "FAILED test_session.py::test_requests_empty_array - Failed: 1 FHIR" in out, out
     assert "/empty-entry -> 200\n  error at Bundle.entry" in out, out
     assert "/ctm-1 -> 200\n  error at CareTeam.participant" in out, out
     assert "ctm-1" in out, out
+    assert '/gender -> 200\n  error at Patient.gender: Code "cat" is not in the required' in out, (
+        out
+    )
     assert "/not-a-resource -> 200\n  fatal at (body): not a FHIR resource" in out, out
-    assert "6 response bodies checked" in out, out  # /token is not FHIR: not checked
+    assert "7 response bodies checked" in out, out  # /token is not FHIR: not checked

@@ -145,7 +145,7 @@ class ResponseValidation:
         validator = self._validator
         terminalreporter.write_sep("-", "FHIR R4 validation of every response received")
         terminalreporter.write_line(
-            f"@medplum/core {validator.version or '?' if validator else 'unavailable'}: "
+            f"@medplum/core {validator.version if validator else 'unavailable'}: "
             f"{self.checked} response bodies checked in {self.seconds:.1f} s (of which "
             f"{validator.waited if validator else 0:.1f} s waiting for it to start), "
             f"{len(self.rejected)} rejected",
