@@ -728,10 +728,8 @@ class Interactions:
         else:
             found = await repository.existing(connection, wanted)
         found |= pending
-        missing = wanted - found
-        faultless = not any(issues for issues, _ in looked_at)
-        if missing and self.placeholders and connection is not None and faultless:
-            found |= await self._create_placeholders(connection, missing)
+        if self.placeholders and connection is not None:
+            found |= await self._create_placeholders(connection, looked_at, wanted - found)
         for issues, targets in looked_at:
             issues += [
                 _ref_issue(site, f"'{site.reference}' does not resolve")
@@ -742,10 +740,15 @@ class Interactions:
                 raise Unprocessable(issues=issues)
 
     async def _create_placeholders(
-        self, connection: AsyncConnection, missing: set[tuple[str, str]]
+        self,
+        connection: AsyncConnection,
+        looked_at: Sequence[tuple[list[Issue], object]],
+        missing: set[tuple[str, str]],
     ) -> set[tuple[str, str]]:
         """Placeholders for the missing targets that never existed and whose type clients
-        write; which were created."""
+        write, unless a write has another fault (it is refused anyway); which were created."""
+        if not missing or any(issues for issues, _ in looked_at):
+            return set()
         candidates = {key for key in missing if creatable(key[0])}
         fresh = sorted(
             candidates - await repository.existing(connection, candidates, with_deleted=True)
