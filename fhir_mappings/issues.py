@@ -27,8 +27,9 @@ class Issue:
             "code": self.code,
             "diagnostics": _r4_string(self.diagnostics),
         }
-        if self.expression:
-            out["expression"] = [_r4_string(e) for e in self.expression]
+        located = [_r4_string(e) for e in self.expression if e.strip()]
+        if located:  # a blank name (``?=x``) locates nothing, and is no R4 string
+            out["expression"] = located
         return out
 
 

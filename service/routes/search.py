@@ -107,7 +107,7 @@ def applied(
                     f"Unknown or unsupported search parameter '{name}' (send "
                     "'Prefer: handling=lenient' to have it ignored)",
                     "not-supported",
-                    expression=_named(name),
+                    expression=(name,),
                 )
                 for name in ignored
             ]
@@ -120,15 +120,9 @@ def applied(
         "Ignored unknown or unsupported parameters: " + ", ".join(ignored),
         "not-supported",
         "warning",
-        expression=tuple(e for name in ignored for e in _named(name)),
+        expression=tuple(ignored),
     )
     return kept, [warning]
-
-
-def _named(name: str) -> tuple[str, ...]:
-    """The parameter as an issue's expression; none for a blank name (``?=x``), which R4
-    JSON cannot hold as a string."""
-    return (name,) if name.strip() else ()
 
 
 def limits(settings: Settings) -> Limits:
