@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -57,41 +58,60 @@ def values_at(node: Any, path: str) -> list[Any]:
     The list may be the body's own (a one-element path to a list): read it, don't change it.
     """
     steps = _steps(path)
-    if len(steps) == 1 and not path.endswith("[x]"):  # most parameters: one element
+    if len(steps) == 1 and steps[0].plain:  # most parameters: one element
         child = node.get(path) if isinstance(node, dict) else None
         return [] if child is None else child if isinstance(child, list) else [child]
     nodes = [node]
     for step in steps:
-        condition = _where(step)
-        if condition is not None:
-            element, wanted = condition
+        if step.where is not None:
+            element, wanted = step.where
             nodes = [n for n in nodes if isinstance(n, dict) and n.get(element) == wanted]
             continue
         found: list[Any] = []
         for current in nodes:
             if not isinstance(current, dict):
                 continue
-            if step.endswith("[x]"):
-                prefix = step[:-3]
-                children = [v for k, v in current.items() if _is_choice(k, prefix)]
+            children: list[Any]
+            if step.choice:
+                children = [v for k, v in current.items() if _is_choice(k, step.name)]
             else:
-                children = [current[step]] if step in current else []
-            for child in children:
-                found.extend(child if isinstance(child, list) else [child])
+                child = current.get(step.name)
+                children = [] if child is None else [child]
+            for value in children:
+                found.extend(value if isinstance(value, list) else [value])
+        if not found:  # most paths end early: an element the record does not have
+            return found
         nodes = found
     return nodes
 
 
-@cache
-def _steps(path: str) -> tuple[str, ...]:
-    return tuple(path.split("."))
+@dataclass(frozen=True)
+class _Step:
+    """One step of a path: an element (``choice``: ``name[x]``, any of its types), or a
+    ``where(element='value')`` filter."""
+
+    name: str
+    choice: bool = False
+    where: tuple[str, str] | None = None
+
+    @property
+    def plain(self) -> bool:
+        return not self.choice and self.where is None
 
 
 @cache
-def _where(step: str) -> tuple[str, str] | None:
-    """(element, value) of a ``where(element='value')`` step; None for an element name."""
-    match = _WHERE.fullmatch(step)
-    return None if match is None else (match.group(1), match.group(2))
+def _steps(path: str) -> tuple[_Step, ...]:
+    """A path's steps, read once."""
+    steps = []
+    for step in path.split("."):
+        match = _WHERE.fullmatch(step)
+        if match is not None:
+            steps.append(_Step(step, where=(match.group(1), match.group(2))))
+        elif step.endswith("[x]"):
+            steps.append(_Step(step[:-3], choice=True))
+        else:
+            steps.append(_Step(step))
+    return tuple(steps)
 
 
 def _is_choice(key: str, prefix: str) -> bool:
