@@ -38,22 +38,19 @@ def without_empty(value: Any, *, strings: bool = False) -> Any:
 
 def normalised(resource: dict[str, Any]) -> dict[str, Any]:
     """``without_empty`` for a resource being written. Most hold nothing empty, which their
-    compact JSON shows in a few microseconds (no ``[]``, ``{}`` or ``:null`` anywhere), where
-    the walk takes several times that; the rest are walked."""
+    compact JSON shows in a few microseconds (``_may_hold_empty``), where the walk takes
+    several times that; the rest are walked."""
     try:
         raw = orjson.dumps(resource)
     except orjson.JSONEncodeError:
         return _object(resource, False)  # not JSON's to judge: the walk decides
-    if b"[]" in raw or b"{}" in raw or b":null" in raw:
-        return _object(resource, False)
-    return resource
+    return _object(resource, False) if _may_hold_empty(raw) else resource
 
 
-def _empty(value: Any, strings: bool) -> bool:
-    kind = type(value)
-    if kind is dict or kind is list:
-        return not value
-    return value is None or (strings and kind is str and not value)
+def _may_hold_empty(raw: bytes) -> bool:
+    """Whether JSON text may hold an empty array, object or string, or a null: False proves
+    it holds none; True may also come of a string that quotes one."""
+    return b"[]" in raw or b"{}" in raw or b'""' in raw or b"null" in raw
 
 
 def _object(value: dict[str, Any], strings: bool) -> dict[str, Any]:
@@ -65,15 +62,19 @@ def _object(value: dict[str, Any], strings: bool) -> dict[str, Any]:
             new = _object(item, strings)
         elif kind is list:
             new = _array(item, key[:1] == "_", strings)
-        else:
-            new = item
-        if new is item and not _empty(item, strings):
+        elif item is None or (strings and kind is str and not item):
+            new = None
+        else:  # a value: kept as it is
+            if kept is not None:
+                kept[key] = item
+            continue
+        if new is item and new:  # a container holding nothing empty
             if kept is not None:
                 kept[key] = item
             continue
         if kept is None:
             kept = dict(islice(value.items(), position))
-        if not _empty(new, strings):
+        if new:  # what is left of a container, unless nothing
             kept[key] = new
     return value if kept is None else kept
 
@@ -90,16 +91,19 @@ def _array(value: list[Any], aligned: bool, strings: bool) -> list[Any]:
             new = _object(item, strings)
         elif kind is list:
             new = _array(item, False, strings)
-        else:
-            new = item
-        emptied = new is not None and _empty(new, strings)
-        if new is item and not emptied:
+        elif strings and kind is str and not item:
+            new = None
+        else:  # a value, or null: kept as it is
+            if kept is not None:
+                kept.append(item)
+            continue
+        if new is item and new:
             if kept is not None:
                 kept.append(item)
             continue
         if kept is None:
             kept = value[:position]
-        if not emptied:
+        if new:
             kept.append(new)
         elif aligned:
             kept.append(None)

@@ -36,7 +36,8 @@ _FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": 
 def fhir_json(value: Any, *, option: int = 0) -> bytes:
     """An answer the service builds (a Bundle, Parameters, a definition...) as FHIR JSON: no
     empty array, object or string anywhere, however it was assembled. Stored resources
-    spliced in as ``orjson.Fragment`` are written as they are."""
+    spliced in as ``orjson.Fragment`` are written as they are: the walk's cost is the
+    answer's own objects, whatever the size of the resources in it."""
     return orjson.dumps(without_empty(value, strings=True), option=option)
 
 
