@@ -222,12 +222,15 @@ async def test_an_assignment_csv_the_csv_reader_cannot_read_imports_nothing(
     assert (await client.get("/Patient?identifier=9990002002")).json().get("total", 0) == 0
 
 
-@pytest.mark.parametrize("path", ["/Patient/a%00b", "/Patient/" + "a" * 600])
+@pytest.mark.parametrize(
+    "path", ["/Patient/a%00b", "/Patient/" + "a" * 600, "/Patient/a%0Bb", "/Patient/a%20b"]
+)
 async def test_a_refused_request_is_audited_without_losing_its_batch(
     app_factory: AppFactory, database_url: str, path: str
 ) -> None:
     """The refusal is audited like any request, and what the path names cannot stop the
-    journal writing it, nor the events queued with it."""
+    journal writing it, nor the events queued with it, nor make the event invalid R4 (the
+    suite validates the AuditEvent Bundle it reads back)."""
     api = await secure_client(app_factory)
     headers = bearer(await mint(database_url, "system/*.cruds"))
     assert (await api.get(path, headers=headers)).status_code in (400, 404)

@@ -9,12 +9,14 @@ response carried. https://profiles.ihe.net/ITI/BALP/ and https://hl7.org/fhir/R4
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from service.audit.provenance import CLIENT_SYSTEM
 from service.auth.access import COMPARTMENT, Access
+from service.json_screen import printable
 from service.search.extraction import split_reference, values_at
 from service.search.parameters import parameter
 
@@ -28,6 +30,8 @@ _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+# A literal reference to a resource of a type by its id (R4 id: 1 to 64 of [A-Za-z0-9-.]).
+_REFERENCE = re.compile(r"[A-Z][A-Za-z]{0,63}/[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,9 @@ def target_of(path: str) -> str | None:
     parts = path.split("/")
     if len(parts) >= 2 and parts[0][:1].isupper() and not parts[1].startswith(("_", "$")):
         target = "/".join(parts[:2])
-        # A path with a NUL is refused (service.input_screen) and names nothing the journal
-        # could hold: PostgreSQL text cannot.
-        return None if "\x00" in target else target
+        # A path that is no reference (a NUL in it, which PostgreSQL text cannot hold, or any
+        # other character no id has) names nothing: the event must stay valid R4.
+        return target if _REFERENCE.fullmatch(target) else None
     return None
 
 
@@ -127,7 +131,7 @@ def audit_event(
         what["what"] = {"reference": target}
     if record.query:
         what["query"] = base64.b64encode(record.query.encode()).decode()
-    what["description"] = f"{record.method} {base_url}/{record.path}"
+    what["description"] = printable(f"{record.method} {base_url}/{record.path}")
     entities = [what]
     for patient in dict.fromkeys(patients):
         entities.append(
