@@ -47,16 +47,19 @@ def history_bundle(
 
 def response_bundle(
     kind: str,
-    results: Sequence[tuple[str, Stored | None, dict[str, Any] | None]],
+    results: Sequence[tuple[str, Stored | None, dict[str, Any] | None, bytes | None]],
     base_url: str,
     *,
     minimal: bool,
     moment: int,
 ) -> bytes:
-    """A ``transaction-response`` or ``batch-response``: one entry per request, in order."""
+    """A ``transaction-response`` or ``batch-response``: one entry per request, in order;
+    a search's entry carries its searchset Bundle (``found``)."""
     entries = []
-    for status, stored, outcome in results:
+    for status, stored, outcome, found in results:
         entry: dict[str, Any] = {}
+        if found is not None and not minimal:
+            entry["resource"] = orjson.Fragment(found)
         response: dict[str, Any] = {"status": status}
         if stored is not None:
             response["etag"] = stored.etag

@@ -8,6 +8,13 @@ rules, Provenance) run inside that transaction, so a rule holds across the bundl
 A batch runs each entry on its own and reports each entry's outcome.
 https://hl7.org/fhir/R4/http.html#transaction
 
+Reads and searches (GET or HEAD entries) run as their plain requests do, under the same
+reach (``reach``, ``search``: the caller's scopes and confinement; a record out of reach is
+404 in its entry). A transaction reads (and vreads) inside its database transaction, after
+its writes, so they see them. Its searches run after the transaction has committed, the last
+of all, as the plain search would then (they see its writes too): one that fails is
+answered in its own entry, since the writes before it can no longer be undone.
+
 Ingest speed: a transaction's plain creates (a POST that no If-None-Exist matched, a PUT to
 an id not in use, neither with a conditional reference) are written together, one statement
 per table (``Interactions.create_all``), each run of consecutive ones in processing order as
@@ -21,7 +28,7 @@ accepted bundle is written in a few dozen statements instead of several hundred.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,14 +69,32 @@ class EntryResult:
     stored: Stored | None = None
     outcome: dict[str, Any] | None = None
     changed: bool = True
+    found: bytes | None = None  # a search's searchset Bundle
+
+
+async def _reaches_all(_: Entry) -> None:
+    return None
+
+
+async def _no_search(entry: Entry) -> bytes:
+    raise Unprocessable(
+        f"Searches are not run in this Bundle ({entry.resource_type})", code="not-supported"
+    )
 
 
 class BundleProcessor:
     def __init__(
-        self, interactions: Interactions, permitted: Callable[[Entry], None] = lambda _: None
+        self,
+        interactions: Interactions,
+        permitted: Callable[[Entry], None] = lambda _: None,
+        *,
+        reach: Callable[[Entry], Awaitable[None]] = _reaches_all,
+        search: Callable[[Entry], Awaitable[bytes]] = _no_search,
     ) -> None:
         self.interactions = interactions
         self.permitted = permitted  # raises for an entry the caller may not run
+        self.reach = reach  # raises (404) for a record a read entry may not see
+        self.search = search  # a search entry's searchset Bundle, as the plain search
 
     def _admitted(self, entry: Entry) -> None:
         """Refuse an entry as its plain request would be: an interaction its type does not
@@ -78,10 +103,23 @@ class BundleProcessor:
         self.permitted(entry)
 
     async def transaction(self, entries: list[Entry]) -> list[EntryResult]:
-        try:
-            return await self._transaction(entries, batched=True)
-        except _Unbatched:
-            return await self._transaction(entries, batched=False)
+        searches = [e for e in entries if e.interaction == "search-type"]
+        for entry in searches:  # refused before anything is written, as any entry is
+            try:
+                self._admitted(entry)
+            except FhirError as error:
+                raise _located(error, entry) from error
+        inside = [e for e in entries if e.interaction != "search-type"]
+        written: list[EntryResult] = []
+        if inside:
+            try:
+                written = await self._transaction(inside, batched=True)
+            except _Unbatched:
+                written = await self._transaction(inside, batched=False)
+        results = {e.index: r for e, r in zip(inside, written, strict=True)}
+        for entry in searches:
+            results[entry.index] = await self._answered(entry)
+        return [results[e.index] for e in entries]
 
     async def _transaction(self, entries: list[Entry], *, batched: bool) -> list[EntryResult]:
         collision: DBAPIError | None = None
@@ -101,11 +139,18 @@ class BundleProcessor:
         for entry in entries:
             try:
                 self._admitted(entry)
-                results.append(await self._run(entry, None, _Plan()))
             except FhirError as error:
-                located = _located(error, entry)
-                results.append(EntryResult(f"{error.status}", outcome=located.outcome()))
+                results.append(_failed(error, entry))
+                continue
+            results.append(await self._answered(entry))
         return results
+
+    async def _answered(self, entry: Entry) -> EntryResult:
+        """The entry run on its own, a refusal answered in its entry."""
+        try:
+            return await self._run(entry, None, _Plan())
+        except FhirError as error:
+            return _failed(error, entry)
 
     async def _all_or_nothing(
         self, tx: Transaction, entries: list[Entry], batched: bool
@@ -278,17 +323,13 @@ class BundleProcessor:
                 )
             return EntryResult("204 No Content", stored)
         if entry.method in ("GET", "HEAD"):
+            if entry.resource_id is None:
+                return EntryResult("200 OK", changed=False, found=await self.search(entry))
+            await self.reach(entry)
             if entry.version is not None:
-                stored = await service.vread(
-                    rtype, entry.resource_id or "", entry.version, within=tx
-                )
-            elif entry.resource_id is not None:
-                stored = await service.read(rtype, entry.resource_id, within=tx)
+                stored = await service.vread(rtype, entry.resource_id, entry.version, within=tx)
             else:
-                raise Unprocessable(
-                    "Searches inside bundles are not supported; send them as plain requests",
-                    code="not-supported",
-                )
+                stored = await service.read(rtype, entry.resource_id, within=tx)
             return EntryResult("200 OK", stored, changed=False)
         body = entry.resource or {}
         if entry.method == "POST":
@@ -310,6 +351,10 @@ class BundleProcessor:
             )
         status = "201 Created" if outcome.created else "200 OK"
         return EntryResult(status, outcome.stored, changed=outcome.changed)
+
+
+def _failed(error: FhirError, entry: Entry) -> EntryResult:
+    return EntryResult(f"{error.status}", outcome=_located(error, entry).outcome())
 
 
 def _unresolved(reference: str, count: int) -> FhirError:
