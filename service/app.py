@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ from service.audit.writer import AuditWriter
 from service.auth.setup import build_auth
 from service.capability import SOFTWARE_VERSION
 from service.composition import build_interactions
+from service.compression import Compression
 from service.conformance import TYPES as DEFINITIONAL_TYPES
 from service.conformance import build_router as conformance_router
 from service.db.engine import Database
@@ -35,6 +37,7 @@ from service.errors import (
     MethodNotAllowed,
     NotFound,
 )
+from service.head_requests import HeadAsGet
 from service.ids import new_id
 from service.input_screen import InputScreen
 from service.interactions import Clock, system_clock
@@ -173,6 +176,7 @@ def create_app(
 
     app.add_middleware(HotPaths, settings=settings)
     app.add_middleware(InputScreen, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     if settings.insecure_no_auth:
         app.add_middleware(AnnounceInsecure)
     app.include_router(system.probes)
@@ -180,6 +184,17 @@ def create_app(
     app.include_router(auth.smart, prefix="/fhir")
     app.include_router(auth.router)
     app.add_middleware(AuditMiddleware, enabled=not settings.insecure_no_auth)
+    # Outside the audit, which reads the patients of an answer from its uncompressed bytes.
+    app.add_middleware(Compression, minimum_bytes=settings.gzip_min_bytes)
+    if settings.cors_origin_list:
+        # Outermost: a preflight is answered before anything checks a token or audits it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Location", "Last-Modified", "Content-Location"],
+        )
     protected = [access_dependency(settings)]
     app.include_router(history.router, prefix="/fhir", dependencies=protected)
     # Operations first: /CareTeam/$accountable must win over the generated /CareTeam/{id}.

@@ -98,6 +98,8 @@ def _entry(index: int, raw: Any) -> Entry:
         raise _fail(index, "request.method", "PATCH in bundles is not supported; use PUT")
     if method in ("PUT", "DELETE") and resource_id is None and not query:
         raise _fail(index, "request.url", f"{method} needs Type/id or search criteria")
+    if method == "PUT" and resource_id is not None and (resource or {}).get("id") is None:
+        raise _fail(index, "resource.id", f"A PUT's resource needs its id ('{resource_id}')")
     if method == "POST" and (resource_id is not None or query):
         raise _fail(index, "request.url", "POST takes the resource type alone")
     if_match = _text(index, request, "request.ifMatch")

@@ -1,6 +1,7 @@
 """FHIR's JSON wire format on HTTP: content negotiation, request bodies and responses.
 
-Only JSON is served (``application/fhir+json``, ``application/json``); ``_format`` and
+Only JSON is served (``application/fhir+json``, ``application/json``, and DSTU2's
+``application/json+fhir``, which older clients still send and expect back); ``_format`` and
 ``Accept`` asking for anything else get 406. Responses carry stored bytes as they are;
 ``_pretty=true`` is the one case that re-indents them. Every answer built rather than stored
 is serialised by ``fhir_json``, which leaves out the empty arrays and objects R4 JSON forbids
@@ -29,8 +30,8 @@ from service.json_screen import JsonLimits, screen_json
 
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
-_JSON_TYPES = (FHIR_JSON, "application/json")
-_FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, "application/json": "application/json"}
+_JSON_TYPES = (FHIR_JSON, "application/json", "application/json+fhir")
+_FORMAT_ALIASES = {"json": FHIR_JSON, **{media: media for media in _JSON_TYPES}}
 
 
 def fhir_json(value: Any, *, option: int = 0) -> bytes:

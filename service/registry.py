@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_mappings.keyworking import definitions
+from fhir_mappings.keyworking.terminology import CANONICAL
 from service.search.parameters import JOURNALED_TYPES, SEARCH_PARAMETERS, SearchParam
 
 INSTANCE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance")
@@ -178,3 +179,77 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+
+# $validate, on every type a client writes: one registry entry per type (so the
+# CapabilityStatement lists it under each), each served at type and instance level by the
+# type's own routes (``service.routes.resources``), which check the access its mode needs.
+_VALIDATED_TYPES = tuple(r.name for r in RESOURCE_TYPES.values() if r.supports("create"))
+VALIDATE_DEFINITION: dict[str, Any] = {
+    "resourceType": "OperationDefinition",
+    "id": "Resource-validate",
+    "url": f"{CANONICAL}/OperationDefinition/Resource-validate",
+    "name": "Validate",
+    "title": "Validate a resource",
+    "status": "active",
+    "kind": "operation",
+    "publisher": "Keyworker FHIR",
+    "description": (
+        "Runs every check a create, update or delete of the resource would run (the FHIR "
+        "model, references, invariants, the keyworking rules, the caller's reach) and "
+        "writes nothing; answers an OperationOutcome listing what would be refused."
+    ),
+    "affectsState": False,
+    "code": "validate",
+    "base": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    "resource": list(_VALIDATED_TYPES),
+    "system": False,
+    "type": True,
+    "instance": True,
+    "parameter": [
+        {
+            "name": "resource",
+            "use": "in",
+            "min": 0,
+            "max": "1",
+            "type": "Resource",
+            "documentation": "The resource (also accepted as the whole body)",
+        },
+        {
+            "name": "mode",
+            "use": "in",
+            "min": 0,
+            "max": "1",
+            "type": "code",
+            "documentation": "create, update or delete; default create (type), update (instance)",
+        },
+        {
+            "name": "profile",
+            "use": "in",
+            "min": 0,
+            "max": "1",
+            "type": "uri",
+            "documentation": "The type's base profile, the only one validated against",
+        },
+        {
+            "name": "return",
+            "use": "out",
+            "min": 1,
+            "max": "1",
+            "type": "OperationOutcome",
+            "documentation": "What would be refused; an information issue when nothing",
+        },
+    ],
+}
+OPERATIONS.update(
+    (
+        f"validate-{name}",
+        Operation(
+            "validate",
+            "POST",
+            VALIDATE_DEFINITION,
+            name,
+            body_types=("application/fhir+json", "application/json", "application/json+fhir"),
+        ),
+    )
+    for name in _VALIDATED_TYPES
+)

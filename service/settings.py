@@ -115,6 +115,20 @@ class Settings(BaseSettings):
         default=30.0,
         description="Seconds a request body may stall between bytes: longer is 408 and closed",
     )
+    gzip_min_bytes: int = Field(
+        default=4096,
+        description=(
+            "Smallest answer compressed (gzip) for a client that asks; smaller ones, a read's "
+            "among them, go as they are"
+        ),
+    )
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Comma-separated origins browser apps may call from (CORS); none by default, "
+            "'*' for any"
+        ),
+    )
     auto_create_placeholders: bool = Field(
         default=False,
         description=(
@@ -145,6 +159,10 @@ class Settings(BaseSettings):
     @property
     def external_issuers(self) -> list[str]:
         return [i.strip() for i in self.trusted_issuers.split(",") if i.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -42,7 +42,8 @@ async def test_read_and_search_definitional_resources(client: httpx.AsyncClient)
     snomed = found.json()["entry"][0]["resource"]["compose"]["include"][1]
     assert {c["code"] for c in snomed["concept"]} == {"768820003", "768832004", "405623001"}
     definitions = await client.get("/OperationDefinition")
-    assert {e["resource"]["code"] for e in definitions.json()["entry"]} == set(OPERATIONS)
+    codes = {op.code for op in OPERATIONS.values()}
+    assert {e["resource"]["code"] for e in definitions.json()["entry"]} == codes
     assert (await client.get("/SearchParameter")).status_code == 200
     assert (await client.get("/CodeSystem/nope")).status_code == 404
     assert (await client.get("/CodeSystem", params={"status": "active"})).status_code == 400

@@ -60,9 +60,13 @@ async def test_hot_and_routed_answers_agree(app_factory: AppFactory, database_ur
     reader = bearer(await mint(database_url, "system/*.rs"))
     own = bearer(await mint(database_url, "patient/*.rs", patient="p1"))
     for pid in ("p1", "p2"):
-        seeded = await hot.put(f"/Patient/{pid}", json={"resourceType": "Patient"}, headers=full)
+        seeded = await hot.put(
+            f"/Patient/{pid}", json={"resourceType": "Patient", "id": pid}, headers=full
+        )
         assert seeded.status_code == 201, seeded.text
-        seeded = await hot.put(f"/CareTeam/ct-{pid}", json=team(pid), headers=full)
+        seeded = await hot.put(
+            f"/CareTeam/ct-{pid}", json={**team(pid), "id": f"ct-{pid}"}, headers=full
+        )
         assert seeded.status_code == 201, seeded.text
 
     cases: list[tuple[str, str, dict[str, str], Any]] = [
@@ -109,7 +113,9 @@ async def test_hot_and_routed_answers_agree(app_factory: AppFactory, database_ur
     # An update through each: one version after the other, both answered 200 alike.
     versions = []
     for client, status in ((hot, "inactive"), (routed, "suspended")):
-        updated = await client.put("/CareTeam/ct-p2", json=team("p2", status), headers=full)
+        updated = await client.put(
+            "/CareTeam/ct-p2", json={**team("p2", status), "id": "ct-p2"}, headers=full
+        )
         assert updated.status_code == 200, updated.text
         versions.append(int(updated.json()["meta"]["versionId"]))
     assert versions[1] == versions[0] + 1

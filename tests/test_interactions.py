@@ -178,14 +178,11 @@ async def test_update_increments_the_version(client: httpx.AsyncClient) -> None:
     assert len(await history_of(client, f"/Patient/{pid}")) == 3
 
 
-async def test_update_without_an_id_in_the_body_uses_the_url_id(
-    client: httpx.AsyncClient,
-) -> None:
+async def test_update_without_an_id_in_the_body_is_400(client: httpx.AsyncClient) -> None:
     pid = (await create(client, patient()))["id"]
     response = await client.put(f"/Patient/{pid}", json=patient(gender="other"), headers=FHIR)
-    assert response.status_code == 200, response.text
-    assert response.json()["id"] == pid
-    assert response.json()["meta"]["versionId"] == "2"
+    assert response.status_code == 400, response.text
+    assert response.json()["issue"][0]["expression"] == ["Patient.id"]
 
 
 async def test_put_to_a_new_id_creates_it(client: httpx.AsyncClient) -> None:
@@ -234,7 +231,7 @@ async def test_an_update_that_changes_nothing_makes_no_new_version(
     pid = created["id"]
     before = await db_state()
     # The same content, resent as it was read back (with the server's meta) and without it.
-    for body in (created, patient(id=pid, gender="female"), patient(gender="female")):
+    for body in (created, patient(id=pid, gender="female")):
         response = await client.put(f"/Patient/{pid}", json=body, headers=FHIR)
         assert response.status_code == 200, response.text
         assert response.headers["etag"] == 'W/"1"'
@@ -303,7 +300,9 @@ async def test_if_match_on_a_resource_that_does_not_exist_is_412(
 ) -> None:
     before = await db_state()
     response = await client.put(
-        "/Patient/not-there-yet", json=patient(), headers={**FHIR, "If-Match": 'W/"1"'}
+        "/Patient/not-there-yet",
+        json=patient(id="not-there-yet"),
+        headers={**FHIR, "If-Match": 'W/"1"'},
     )
     assert response.status_code == 412
     outcome(response)
@@ -354,7 +353,7 @@ async def test_concurrent_creates_of_the_same_new_id_make_one_resource(
 ) -> None:
     results = await asyncio.gather(
         *(
-            client.put("/Patient/race-1", json=patient(gender=g), headers=FHIR)
+            client.put("/Patient/race-1", json=patient(id="race-1", gender=g), headers=FHIR)
             for g in ("male", "female")
         )
     )
@@ -412,7 +411,9 @@ async def test_prefer_return_minimal(client: httpx.AsyncClient) -> None:
     location = created.headers["location"]
     assert location.startswith(f"{BASE}/Patient/") and location.endswith("/_history/1")
     pid = location.removeprefix(f"{BASE}/Patient/").split("/")[0]
-    updated = await client.put(f"/Patient/{pid}", json=patient(gender="male"), headers=minimal)
+    updated = await client.put(
+        f"/Patient/{pid}", json=patient(id=pid, gender="male"), headers=minimal
+    )
     assert updated.status_code == 200
     assert updated.content == b""
     assert updated.headers["etag"] == 'W/"2"'
@@ -485,7 +486,9 @@ async def test_put_after_delete_recreates_with_the_version_continuing(
 ) -> None:
     pid = (await create(client, patient(gender="female")))["id"]
     assert (await client.delete(f"/Patient/{pid}")).status_code == 204
-    response = await client.put(f"/Patient/{pid}", json=patient(gender="female"), headers=FHIR)
+    response = await client.put(
+        f"/Patient/{pid}", json=patient(id=pid, gender="female"), headers=FHIR
+    )
     assert response.status_code == 201, response.text
     assert response.headers["location"] == f"{BASE}/Patient/{pid}/_history/3"
     assert response.json()["meta"]["versionId"] == "3"

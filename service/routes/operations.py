@@ -227,6 +227,8 @@ def build_router() -> APIRouter:
     """Routes for every registered operation; include it before the ``{id}`` routes."""
     router = APIRouter(tags=["operations"])
     for operation in OPERATIONS.values():
+        if operation.code == "validate":
+            continue  # served by each type's own routes (service.routes.resources)
         router.add_api_route(
             operation.path,
             _HANDLERS[operation.code],

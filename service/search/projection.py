@@ -87,20 +87,33 @@ SUMMARY_ELEMENTS: dict[str, list[str]] = {
 }
 
 
+# The top-level elements R4 makes mandatory (min 1), which ``_summary=text`` keeps.
+MANDATORY_ELEMENTS: dict[str, list[str]] = {
+    "CarePlan": ["status", "intent", "subject"],
+    "RelatedPerson": ["patient"],
+    "Provenance": ["target", "recorded", "agent"],
+    "AuditEvent": ["type", "recorded", "agent", "source"],
+}
+
+
+def _wanted(resource_type: str, summary: str | None, elements: tuple[str, ...]) -> set[str]:
+    if summary == "true":
+        return set(SUMMARY_ELEMENTS.get(resource_type, ()))
+    if summary == "text":
+        return {"text", *MANDATORY_ELEMENTS.get(resource_type, ())}
+    return set(elements)
+
+
 def project(content: bytes, summary: str | None, elements: tuple[str, ...]) -> bytes:
     """The stored bytes unchanged, or the subset ``_summary``/``_elements`` asks for."""
-    if summary not in ("true", "data") and not elements:
+    if summary not in ("true", "data", "text") and not elements:
         return content
     body: dict[str, Any] = orjson.loads(content)
     if summary == "data":
         body.pop("text", None)
         kept = body
     else:
-        wanted = (
-            set(elements)
-            if summary != "true"
-            else set(SUMMARY_ELEMENTS.get(body.get("resourceType", ""), ()))
-        )
+        wanted = _wanted(body.get("resourceType", ""), summary, elements)
         kept = {k: v for k, v in body.items() if k in _ALWAYS or k in wanted}
     meta = dict(kept.get("meta", {}))
     meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
