@@ -32,7 +32,10 @@ BODIES = {
         "resourceType": "Patient",
         "meta": {"profile": ["http://example.org/StructureDefinition/not-known-here"]},
         "extension": [{"url": "http://example.org/not-known-here", "valueString": "x"}],
-        "generalPractitioner": [{"reference": "https://gp.example/fhir/Practitioner/1"}],
+        "generalPractitioner": [
+            {"reference": "https://gp.example/fhir/Practitioner/1"},
+            {"reference": "https://gp.example/directory/dr-who"},
+        ],
     }),
     "/token": ("application/json", {"access_token": "x", "token_type": "Bearer"}),
     "/empty-entry": ("application/json", {"resourceType": "Bundle", "type": "searchset",

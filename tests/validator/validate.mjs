@@ -29,11 +29,14 @@ function issue(severity, path, message) {
 // no terminology (required-bindings.mjs does), resolves no profile named in meta.profile and no
 // extension definition, so unknown profile and extension URLs are judged only as URIs.
 function medplumIssues(resource) {
+  const untyped = new Set();
+  const referencesOf = (issue) => issue.details?.text?.startsWith('Invalid reference');
   try {
-    return validateResource(relativeReferences(resource));
+    const found = validateResource(relativeReferences(resource, resource.resourceType, untyped));
+    return found.filter((i) => !(referencesOf(i) && untyped.has(i.expression?.[0])));
   } catch (error) {
     if (error.outcome?.issue) {
-      return error.outcome.issue;
+      return error.outcome.issue.filter((i) => !(referencesOf(i) && untyped.has(i.expression?.[0])));
     }
     return [{ severity: 'fatal', expression: [resource.resourceType], details: { text: String(error.message ?? error) } }];
   }
@@ -41,18 +44,26 @@ function medplumIssues(resource) {
 
 // validateResource reads a reference's type from its first segment, right only for a relative
 // reference: an absolute RESTful one (https://host/fhir/Patient/1) is given to it relative, so
-// its type is checked all the same. Rewrites the document in place (it is read only once).
+// its type is checked all the same; any other absolute one (a urn:uuid, a URL whose last
+// segments are no type and id) names no type to check, so validateResource's complaint about
+// its type is dropped (the paths of such references are put in `untyped`). Rewrites the
+// document in place (it is read only once).
 const ABSOLUTE_RESTFUL = /^https?:\/\/\S+?\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?)$/;
+const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
-function relativeReferences(value) {
-  if (typeof value === 'object' && value !== null) {
+function relativeReferences(value, path, untyped) {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => relativeReferences(item, `${path}[${index}]`, untyped));
+  } else if (typeof value === 'object' && value !== null) {
+    const reference = value.reference;
+    const restful = typeof reference === 'string' && ABSOLUTE_RESTFUL.exec(reference);
+    if (restful) {
+      value.reference = restful[1];
+    } else if (typeof reference === 'string' && ABSOLUTE.test(reference)) {
+      untyped.add(path);
+    }
     for (const [key, item] of Object.entries(value)) {
-      const restful = key === 'reference' && typeof item === 'string' && ABSOLUTE_RESTFUL.exec(item);
-      if (restful) {
-        value[key] = restful[1];
-      } else {
-        relativeReferences(item);
-      }
+      relativeReferences(item, `${path}.${key}`, untyped);
     }
   }
   return value;
