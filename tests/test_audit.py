@@ -357,7 +357,18 @@ async def test_journal_rows_keep_the_facts_and_older_rows_are_served_as_stored(
             # the PUT's row holds its facts, a fraction of the event it is served as
             (event_id, facts), *_ = rows
             assert bytes(facts)[:1] == b"[" and len(facts) < 400
-            older = {"resourceType": "AuditEvent", "id": "older", "outcomeDesc": "as stored"}
+            older = {  # a whole event, as the resource tables held them before migration 0004
+                "resourceType": "AuditEvent",
+                "id": "older",
+                "type": {
+                    "system": "http://dicom.nema.org/resources/ontology/DCM",
+                    "code": "110100",
+                },
+                "recorded": "2024-01-01T00:00:00Z",
+                "outcomeDesc": "as stored",
+                "agent": [{"who": {"display": "an older client"}, "requestor": True}],
+                "source": {"observer": {"display": "Keyworker FHIR"}},
+            }
             await connection.execute(
                 insert(audit_event).values(
                     id="older", recorded=1, client_id=None, content=orjson.dumps(older)
