@@ -44,7 +44,9 @@ async def _seeded(app_factory: AppFactory, database_url: str) -> httpx.AsyncClie
         "ct-other": care_team("other", member="Patient/own"),
     }
     for team_id, body in teams.items():
-        response = await client.put(f"/CareTeam/{team_id}", json=body, headers=admin)
+        response = await client.put(
+            f"/CareTeam/{team_id}", json={**body, "id": team_id}, headers=admin
+        )
         assert response.status_code == 201, response.text
     return client
 

@@ -117,7 +117,9 @@ async def test_conditional_create_ignores_deleted_and_changed_resources(
     assert (await client.delete(f"/Patient/{gone['id']}")).status_code == 204
     moved = await create(client, patient("c-3"))
     response = await client.put(
-        f"/Patient/{moved['id']}", json=patient("c-3-renumbered"), headers=FHIR
+        f"/Patient/{moved['id']}",
+        json={**patient("c-3-renumbered"), "id": moved["id"]},
+        headers=FHIR,
     )
     assert response.status_code == 200
     created = await client.post(
@@ -396,7 +398,9 @@ async def test_conditional_delete_racing_an_update_never_errors(
         pid = (await create(client, patient(value)))["id"]
         deleted, updated = await asyncio.gather(
             client.delete("/Patient", params={"identifier": f"{SYSTEM}|{value}"}),
-            client.put(f"/Patient/{pid}", json=patient(value, gender="male"), headers=FHIR),
+            client.put(
+                f"/Patient/{pid}", json={**patient(value, gender="male"), "id": pid}, headers=FHIR
+            ),
         )
         assert deleted.status_code == 204, deleted.text
         assert updated.status_code in (200, 201), updated.text

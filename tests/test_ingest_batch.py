@@ -173,14 +173,15 @@ async def test_writes_that_depend_on_earlier_entries_see_them(client: httpx.Asyn
     patient = {"resourceType": "Patient", "identifier": [{"system": NHS, "value": number}]}
     team = care_team([participant("keyworker", "PractitionerRole/r-kw")])
     team["subject"] = {"reference": f"Patient?identifier={NHS}|{number}"}
+    twice = {"resourceType": "Organization", "id": "twice"}
     response = await _send(
         client,
         _bundle(
             _post("urn:uuid:p", patient),
             _post("urn:uuid:t", team),
             # Text that looks like a reference to a bundle entry stays text.
-            _put("Organization/twice", {"resourceType": "Organization", "name": LOOKALIKE}),
-            _put("Organization/twice", {"resourceType": "Organization", "name": "Second"}),
+            _put("Organization/twice", {**twice, "name": LOOKALIKE}),
+            _put("Organization/twice", {**twice, "name": "Second"}),
         ),
     )
     assert response.status_code == 200, response.text

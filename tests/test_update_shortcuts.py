@@ -59,5 +59,5 @@ async def test_accountable_follows_updates_whether_or_not_participants_change(
     # A second team naming another accountable professional is still refused after the
     # rename that skipped the projection: the stored projection is the one checked against.
     other = care_team([participant("accountable-professional", "PractitionerRole/r-gp")])
-    refused = await client.put("/CareTeam/ct-b", json=other, headers=FHIR)
+    refused = await client.put("/CareTeam/ct-b", json={**other, "id": "ct-b"}, headers=FHIR)
     assert refused.status_code == 422, refused.text
