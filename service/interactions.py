@@ -57,6 +57,10 @@ Clock = Callable[[], int]
 _SERVER_META = ("versionId", "lastUpdated")
 # A reference with a scheme names another server's resource (or a urn), not one of ours.
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|urn:)")
+# The type a RESTful absolute URL names: .../Type/id, or .../Type/id/_history/vid.
+_RESTFUL_TYPE = re.compile(
+    r"/([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+)
 # R4 Resource.id: https://hl7.org/fhir/R4/datatypes.html#id
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # Tries of an update without a lock before it takes one: each lost race means another
@@ -771,21 +775,16 @@ class Interactions:
                 continue
             target_type, target_id, url = split_reference(site.reference, self.base_url)
             if url is not None and _ABSOLUTE.match(url):
-                continue  # another server's resource (or a urn): not ours to resolve
+                # another server's resource (or a urn): not ours to resolve, but a RESTful
+                # URL names its type, which must be one the element allows
+                named = _RESTFUL_TYPE.search(url)
+                if named is not None and not _type_allowed(site, named.group(1)):
+                    issues.append(_disallowed(site, named.group(1)))
+                continue
             if target_type is None or target_id is None:
                 issues.append(_ref_issue(site, f"'{site.reference}' is not a valid reference"))
-            elif (
-                site.allowed_types
-                and target_type not in site.allowed_types
-                and ("Resource" not in site.allowed_types)
-            ):
-                issues.append(
-                    _ref_issue(
-                        site,
-                        f"'{site.reference}' may not point at a {target_type}; allowed: "
-                        + ", ".join(site.allowed_types),
-                    )
-                )
+            elif not _type_allowed(site, target_type):
+                issues.append(_disallowed(site, target_type))
             elif target_type not in RESOURCE_TYPES:
                 if target_type not in R4_RESOURCE_TYPES:
                     issues.append(
@@ -820,6 +819,20 @@ def _reach(parsed: Sequence[search_criteria.Criteria]) -> Reach:
         if reach(criteria.resource_type) is None:
             raise Forbidden(f"Conditional criteria need search rights on {criteria.resource_type}")
     return reach
+
+
+def _disallowed(site: model.ReferenceSite, target_type: str) -> Issue:
+    return _ref_issue(
+        site,
+        f"'{site.reference}' may not point at a {target_type}; allowed: "
+        + ", ".join(site.allowed_types),
+    )
+
+
+def _type_allowed(site: model.ReferenceSite, target_type: str) -> bool:
+    """Whether the element may point at a ``target_type`` (R4's targetProfile)."""
+    allowed = site.allowed_types
+    return not allowed or target_type in allowed or "Resource" in allowed
 
 
 def _criteria_lock(parsed: search_criteria.Criteria) -> int:

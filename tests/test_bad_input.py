@@ -436,6 +436,21 @@ CASES = [
         400,
         expression="Bundle.entry[0].resource.id",
     ),
+    Case(
+        "absolute-reference-to-a-type-the-element-does-not-allow",
+        "POST",
+        "/PractitionerRole",
+        FHIR,
+        j(
+            {
+                "resourceType": "PractitionerRole",
+                "organization": {"reference": "http://elsewhere.example/fhir/Patient/pat-1"},
+            }
+        ),
+        422,
+        expression="PractitionerRole.organization",
+        text="Patient",
+    ),
     # -- NUL, which no FHIR string holds and PostgreSQL text cannot (the input screen) -------
     Case(
         "nul-in-a-string",
