@@ -56,6 +56,7 @@ def response_bundle(
     """A ``transaction-response`` or ``batch-response``: one entry per request, in order;
     a search's entry carries its searchset Bundle (``found``)."""
     entries = []
+    named: set[tuple[str, int]] = set()  # bdl-7: a fullUrl once per version
     for status, stored, outcome, found in results:
         entry: dict[str, Any] = {}
         if found is not None and not minimal:
@@ -66,7 +67,8 @@ def response_bundle(
             response["lastModified"] = instant(stored.last_updated)
             if status.startswith("201"):
                 response["location"] = f"{stored.reference}/_history/{stored.version}"
-            if not stored.deleted:
+            if not stored.deleted and (stored.reference, stored.version) not in named:
+                named.add((stored.reference, stored.version))
                 entry["fullUrl"] = f"{base_url}/{stored.reference}"
                 if not minimal:
                     entry["resource"] = orjson.Fragment(stored.content)
