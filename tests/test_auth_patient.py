@@ -59,7 +59,7 @@ def _ids(bundle: httpx.Response) -> list[str]:
     assert bundle.status_code == 200, bundle.text
     return sorted(
         f"{e['resource']['resourceType']}/{e['resource']['id']}"
-        for e in bundle.json()["entry"]
+        for e in bundle.json().get("entry", [])
         if e["resource"]["resourceType"] != "OperationOutcome"
     )
 

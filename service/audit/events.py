@@ -30,8 +30,9 @@ _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _DICOM = "http://dicom.nema.org/resources/ontology/DCM"
-# A literal reference to a resource of a type by its id (R4 id: 1 to 64 of [A-Za-z0-9-.]).
-_REFERENCE = re.compile(r"[A-Z][A-Za-z]{0,63}/[A-Za-z0-9\-.]{1,64}")
+# A reference the event can hold: a type, then an id of any length (an overlong one is still
+# what the request named) without control characters, spaces or slashes.
+_REFERENCE = re.compile(r"[A-Z][A-Za-z]{0,63}/[^\x00-\x20\x7f/]+")
 
 
 @dataclass(frozen=True)
