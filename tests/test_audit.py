@@ -46,7 +46,9 @@ async def _found(
     await _audit_written(client)
     response = await client.get(path, headers=reader)
     assert response.status_code == 200, response.text
-    return [e["resource"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"]
+    return [
+        e["resource"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"
+    ]
 
 
 async def _audit_written(client: httpx.AsyncClient) -> None:
@@ -230,7 +232,11 @@ async def test_audit_writer_batches_applies_backpressure_and_retries(
 async def _events(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> list[str]:
     response = await client.get(path, headers=headers)
     assert response.status_code == 200, response.text
-    return [e["resource"]["id"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"]
+    return [
+        e["resource"]["id"]
+        for e in response.json().get("entry", [])
+        if e["search"]["mode"] == "match"
+    ]
 
 
 async def test_the_audit_journal_answers_read_vread_paging_and_every_parameter(
@@ -339,7 +345,9 @@ async def test_a_request_naming_an_overlong_id_is_still_audited(
     response = await client.get(
         f"/AuditEvent?agent:identifier={CLIENT_SYSTEM}|care-system&_count=100", headers=auditor
     )
-    events = [e["resource"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"]
+    events = [
+        e["resource"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"
+    ]
     refused = [e for e in events if e["outcome"] == "4"]
     assert len(events) == 2 and len(refused) == 1  # the PUT, and the refused read
     assert {"reference": f"CareTeam/{long_id}"} in [e.get("what") for e in refused[0]["entity"]]
